@@ -1,0 +1,83 @@
+"""Reading audio: one code path for the pipeline, the benchmarks and `predict`,
+so that training and serving can never disagree.
+
+Audio is read with soundfile (torchaudio's own I/O needs TorchCodec and FFmpeg).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def info(path: str | Path) -> AudioInfo:
+    try:
+        meta = sf.info(str(path))
+    except Exception as err:  # soundfile raises several types for broken files
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    if meta.frames <= 0:
+        raise AudioError(f"{path}: empty audio (0 frames)")
+    return AudioInfo(meta.samplerate, meta.channels, meta.frames, meta.subtype)
+
+
+def read(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a whole file as float32 `(channels, frames)` in [-1, 1] and its sample rate.
+
+    Raises AudioError for unreadable, truncated or empty files and for non-finite samples.
+    A header that claims more frames than the file holds is caught as truncation.
+    """
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            declared = handle.frames
+            data = handle.read(dtype="float32", always_2d=True)  # (frames, channels)
+            sample_rate = handle.samplerate
+    except Exception as err:
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 frames)")
+    if declared > 0 and data.shape[0] < declared:
+        raise AudioError(f"{path}: truncated audio (header says {declared} frames, "
+                         f"file holds {data.shape[0]})")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+    return np.ascontiguousarray(data.T), sample_rate
+
+
+def to_mono(wave: np.ndarray) -> np.ndarray:
+    """`(channels, frames)` -> `(frames,)` by averaging the channels."""
+    return wave.mean(axis=0, dtype=np.float32) if wave.shape[0] > 1 else wave[0]
+
+
+def content_md5(path: str | Path) -> str:
+    """md5 of the decoded samples, so identical audio is found across containers."""
+    wave, sample_rate = read(path)
+    digest = hashlib.md5(np.ascontiguousarray(wave).tobytes())
+    digest.update(str(sample_rate).encode())
+    return digest.hexdigest()
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    # soundfile prefixes messages with "Error opening '<path>': "; the path is already said.
+    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
