@@ -74,10 +74,22 @@ class SplitParams:
     seed: int
 
 
+# ---------------------------------------------------------------- descriptive analysis
+@dataclass(frozen=True)
+class DescribeParams:
+    example_actor: int           # whose utterances the example figure shows
+    example_intensity: Literal["normal", "strong"]  # neutral falls back to normal
+    pitch_min_hz: float          # YIN search range
+    pitch_max_hz: float
+    yin_threshold: float         # YIN dip threshold: lower = stricter voicing
+    dpi: int                     # figure resolution (sizes in describe.FIGURES)
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "features": FeatureParams,
     "split": SplitParams,
+    "describe": DescribeParams,
 }
 
 
