@@ -1,0 +1,17 @@
+"""report stage: metrics/*.json -> reports/results.md (the results table for the README)."""
+
+from speech_emotion import atomic, report
+
+METRICS = "metrics"
+RESULTS = "reports/results.md"
+
+
+def main() -> None:
+    rows = report.read_rows(METRICS)
+    text = "# Results\n\n" + report.markdown(rows)
+    atomic.write_text(RESULTS, text)
+    print(f"{RESULTS}: {len(rows)} cells")
+
+
+if __name__ == "__main__":
+    main()
