@@ -1,0 +1,136 @@
+"""Score a trained cell `models/<model>-<subset>/` on the test actors of each of its folds.
+
+For every fold that the current params run (`speech_emotion.folds`, on the actors present
+in the subset's rows of data.csv), the fold's checkpoint is loaded and checked before any
+utterance is scored:
+- its fold (number, test, validation and training actors) is the fold the params give now,
+  so a stale model trained on other folds cannot be scored on actors it trained on;
+- its subset and labels are the cell's;
+- its feature params equal those stored with `features.h5`, and those equal the current
+  `features` params.
+Then only the fold's test utterances are scored. The figures come from
+`speech_emotion.metrics`; the confusion records feed DVC's confusion template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import metrics
+from .folds import Fold, make_folds, split_rows
+from .params import Params
+from .predict import feature_differences
+from .ravdess import SUBSET_INTENSITY, SUBSETS
+from .store import FeatureSet, check_params
+
+
+METRICS_DIR = Path("metrics")
+CONFUSION_DIR = Path("plots/confusion")
+
+
+def cell_name(model: str, subset: str) -> str:
+    """The cell key of the train / evaluate matrix: `cnn-all`, `cnn_transformer-strong`."""
+    return f"{model}-{subset}"
+
+
+def metrics_path(model: str, subset: str) -> Path:
+    return METRICS_DIR / f"{cell_name(model, subset)}.json"
+
+
+def confusion_path(model: str, subset: str) -> Path:
+    return CONFUSION_DIR / f"{cell_name(model, subset)}.json"
+
+
+class EvaluateError(ValueError):
+    """A checkpoint that does not belong to this cell, fold or feature store."""
+
+
+@dataclass
+class CellResult:
+    metrics: dict[str, Any]            # the metrics JSON
+    confusion: list[dict[str, str]]    # one {actual, predicted} record per test utterance
+    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per test utterance
+
+
+def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
+    """The rows of data.csv in the intensity subset (`all`: every row), renumbered."""
+    if subset not in SUBSETS:
+        raise EvaluateError(f"unknown subset {subset!r}; known: {list(SUBSETS)}")
+    intensity = SUBSET_INTENSITY[subset]
+    rows = table if intensity is None else table[table["intensity_name"] == intensity]
+    return rows.reset_index(drop=True)
+
+
+def cell_folds(table: pd.DataFrame, params: Params, log=print) -> list[Fold]:
+    """The folds the current params run on the actors present in `table`."""
+    split = params.split
+    return make_folds(table["actor"].unique(), split.protocol, list(split.folds),
+                      split.validation_actors, split.seed, log=log)
+
+
+def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset: str,
+                     store_attrs: dict[str, Any]) -> None:
+    """Refuse a checkpoint of another fold, subset, label set or feature params."""
+    saved = checkpoint.get("fold", {})
+    problems = []
+    if int(saved.get("number", -1)) != fold.number:
+        problems.append(f"fold number {saved.get('number')} (expected {fold.number})")
+    for side in ("test_actors", "validation_actors", "train_actors"):
+        got = sorted(int(a) for a in saved.get(side, []))
+        if got != sorted(getattr(fold, side)):
+            problems.append(f"{side} {got} (the current split params give "
+                            f"{sorted(getattr(fold, side))})")
+    if checkpoint.get("subset") != subset:
+        problems.append(f"subset {checkpoint.get('subset')!r} (expected {subset!r})")
+    if list(checkpoint.get("labels", [])) != list(SUBSETS[subset]):
+        problems.append(f"labels {list(checkpoint.get('labels', []))} "
+                        f"(expected {list(SUBSETS[subset])})")
+    differ = feature_differences(store_attrs, checkpoint.get("feature_params", {}))
+    if differ:
+        problems.append(f"feature params differ from features.h5 (file vs model: {differ})")
+    if problems:
+        raise EvaluateError(f"{path}: checkpoint does not match this cell: "
+                            + "; ".join(problems) + ". Re-run its train stage.")
+
+
+def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
+                  feature_set: FeatureSet, params: Params, progress: bool = True,
+                  log=print) -> CellResult:
+    """Score every fold model of `model_dir` on its fold's test actors only."""
+    from .checkpoint import load_model
+    from .training import predict_proba
+
+    model_dir = Path(model_dir)
+    check_params(feature_set.attrs, params.features)
+    table = subset_table(table, subset)
+    folds = cell_folds(table, params, log=log)
+    parts = []
+    for fold in tqdm(folds, desc=f"evaluate {model_dir.name}", unit="fold", disable=not progress):
+        path = model_dir / f"{fold.name}.pt"
+        if not path.is_file():
+            raise EvaluateError(f"{path}: no checkpoint for {fold.name}; run the train stage "
+                                f"of {model_dir.name}")
+        model, checkpoint = load_model(path)
+        check_checkpoint(checkpoint, path, fold, subset, feature_set.attrs)
+        test = table.iloc[split_rows(table, fold).test]                # the test actors only
+        assert set(test["actor"]) <= set(fold.test_actors)
+        features = feature_set.features[feature_set.rows(test["path"])]  # (n, F, T)
+        probabilities = np.asarray(predict_proba(model, checkpoint, features))  # (n, C)
+        labels = list(checkpoint["labels"])
+        parts.append(pd.DataFrame({
+            "fold": fold.number,
+            "actor": test["actor"].to_numpy(),
+            "intensity_name": test["intensity_name"].to_numpy(),
+            "actual": test["emotion_name"].to_numpy(),
+            "predicted": [labels[i] for i in probabilities.argmax(axis=1)],
+            "path": test["path"].to_numpy(),
+        }))
+    predictions = pd.concat(parts, ignore_index=True)
+    return CellResult(metrics.summarise(predictions, SUBSETS[subset], subset),
+                      metrics.confusion_records(predictions), predictions)

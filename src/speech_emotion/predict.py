@@ -1,0 +1,254 @@
+"""Score new recordings with a trained model: the emotion and every class's probability.
+
+    python -m speech_emotion.predict FILE [FILE ...] [--model models/<model>-<subset>] [--json]
+    speech-emotion predict FILE [FILE ...] ...
+
+Any sample rate, mono or stereo, WAV / FLAC / OGG, any length. Each file goes through
+exactly the feature code of the pipeline (`speech_emotion.features`) with the feature
+params stored in the checkpoint, and the model's own normalisation statistics:
+
+    file --load_wave--> (samples,) mono at the model's sample rate
+         --windows----> (W, S): the training clip (`fix_length`) when the audio fits in
+                        one clip; longer audio (after the same silence trim or offset)
+                        is cut into clip-long windows, `hop` apart, the last one flush
+                        with the end
+         --Extractor--> (W, F, T) --each fold model--> (W, C) probabilities
+         --mean over windows and fold models--> (C,)
+
+A model folder with several fold checkpoints is an ensemble: their probabilities are
+averaged. The checkpoints must agree on labels and feature params; `--params` also
+refuses a model whose feature params differ from a params.yaml's `features` section.
+An unreadable file gets a one-line error naming it on stderr and a non-zero exit status;
+the other files are still scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import features
+from .audio import AudioError
+from .params import FeatureParams
+
+DEFAULT_MODEL = Path("models/cnn-all")
+DECIMALS = 4
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Ensemble:
+    """The fold models of one `models/<model>-<subset>/` folder, in fold order."""
+
+    folder: Path
+    models: list[torch.nn.Module]
+    checkpoints: list[dict[str, Any]]
+    labels: list[str]
+    feature_params: FeatureParams
+
+    @property
+    def folds(self) -> list[int]:
+        return [int(c["fold"]["number"]) for c in self.checkpoints]
+
+
+def load_ensemble(folder: str | Path, expected: FeatureParams | None = None) -> Ensemble:
+    """Load every `fold<k>.pt` of `folder`; they must agree on labels and feature params.
+
+    With `expected`, a model trained on other feature params is refused.
+    """
+    from .checkpoint import load_model
+
+    folder = Path(folder)
+    paths = sorted(folder.glob("fold*.pt"), key=_fold_number)
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model folder (train one with `dvc repro`, "
+                         "or pass --model models/<model>-<subset>)")
+    if not paths:
+        raise ModelError(f"{folder}: no fold<k>.pt checkpoints in the model folder")
+    models, checkpoints = [], []
+    for path in paths:
+        model, checkpoint = load_model(path)
+        model.eval()
+        models.append(model)
+        checkpoints.append(checkpoint)
+    first = checkpoints[0]
+    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+        if list(checkpoint["labels"]) != list(first["labels"]):
+            raise ModelError(f"{path}: labels {list(checkpoint['labels'])} differ from "
+                             f"{paths[0].name}'s {list(first['labels'])}")
+        problems = feature_differences(first["feature_params"], checkpoint["feature_params"])
+        if problems:
+            raise ModelError(f"{path}: feature params differ from {paths[0].name}'s: {problems}")
+    params = feature_params_of(first, paths[0])
+    if expected is not None:
+        problems = feature_differences(dataclasses.asdict(expected), first["feature_params"])
+        if problems:
+            raise ModelError(f"{folder}: trained on other feature params than requested "
+                             f"(requested vs model: {problems}); retrain it or drop --params")
+    return Ensemble(folder, models, checkpoints, list(first["labels"]), params)
+
+
+def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
+    """`key expected != got` for every feature param that changes the features; '' if none.
+
+    Settings that do not change the features (`store.NOT_FEATURE_DEFINING`, e.g. the
+    batch size of the transform) are not compared.
+    """
+    from .store import NOT_FEATURE_DEFINING
+
+    keys = sorted((set(expected) | set(got)) - set(NOT_FEATURE_DEFINING))
+    return ", ".join(f"{key} {expected.get(key, '(missing)')!r} != {got.get(key, '(missing)')!r}"
+                     for key in keys if expected.get(key) != got.get(key))
+
+
+def feature_params_of(checkpoint: dict[str, Any], path: Path) -> FeatureParams:
+    from .params import ParamsError, _convert
+
+    try:
+        return _convert(dict(checkpoint["feature_params"]), FeatureParams, "feature_params",
+                        str(path))
+    except ParamsError as err:
+        raise ModelError(f"{path}: checkpoint feature params are unusable ({err})") from None
+
+
+def windows(wave: torch.Tensor, params: FeatureParams, hop: int | None = None) -> torch.Tensor:
+    """`(samples,)` -> `(W, S)` clips of the model's length S = n_samples(params).
+
+    Audio that fits in one clip after the clip policy's own trim (or offset) gives exactly
+    the clip training used (`features.fix_length`). Longer audio gives windows `hop`
+    samples apart (default half a clip) over the trimmed audio, the last flush with its end.
+    """
+    length = features.n_samples(params)
+    hop = hop or length // 2
+    if params.clip == "trim":
+        start, end = features.nonsilent_span(wave, params.trim_db, params.n_fft,
+                                             params.hop_length)
+        body = wave[start:end]
+    else:
+        body = wave[round(params.offset_s * params.sample_rate):]
+    if body.shape[0] <= length:
+        return features.fix_length(wave, params)[None]                 # (1, S)
+    starts = list(range(0, body.shape[0] - length + 1, hop))
+    if starts[-1] + length < body.shape[0]:
+        starts.append(body.shape[0] - length)
+    return torch.stack([body[s:s + length] for s in starts])            # (W, S)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    file: str
+    emotion: str
+    probabilities: dict[str, float]
+    windows: int
+
+
+def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extractor,
+                 hop: int | None = None) -> Prediction:
+    """Score one file; raises AudioError naming it when it cannot be read."""
+    from .training import predict_proba
+
+    params = ensemble.feature_params
+    wave = features.load_wave(path, params.sample_rate)                 # (samples,)
+    clips = windows(wave, params, hop)                                  # (W, S)
+    with torch.inference_mode():
+        feats = extractor(clips)                                        # (W, F, T)
+    if not torch.isfinite(feats).all():
+        raise AudioError(f"{path}: features are not finite (NaN or infinite)")
+    probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy()))
+                      for model, checkpoint in zip(ensemble.models, ensemble.checkpoints)])
+    mean = probs.reshape(-1, probs.shape[-1]).mean(axis=0)              # (C,)
+    labels = ensemble.labels
+    return Prediction(str(path), labels[int(mean.argmax())],
+                      {label: round(float(p), DECIMALS) for label, p in zip(labels, mean)},
+                      int(clips.shape[0]))
+
+
+def table(predictions: Sequence[Prediction], labels: Sequence[str]) -> str:
+    """A fixed-width table for people: file, emotion, then one probability column per class."""
+    width = max([len("file")] + [len(p.file) for p in predictions])
+    emotion_width = max(len("emotion"), *(len(label) for label in labels))
+    head = f"{'file':<{width}}  {'emotion':<{emotion_width}}" + "".join(
+        f"  {label:>{max(len(label), 6)}}" for label in labels)
+    lines = [head]
+    for p in predictions:
+        lines.append(f"{p.file:<{width}}  {p.emotion:<{emotion_width}}" + "".join(
+            f"  {p.probabilities[label]:>{max(len(label), 6)}.3f}" for label in labels))
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="speech-emotion predict",
+        description="Predict the emotion of speech recordings with a trained model.")
+    ap.add_argument("files", nargs="+", metavar="FILE",
+                    help="audio files (WAV, FLAC, OGG; any sample rate, mono or stereo)")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                    help="a trained model folder models/<model>-<subset> holding fold<k>.pt "
+                         f"(default: {DEFAULT_MODEL}); its fold models are averaged")
+    ap.add_argument("--json", action="store_true",
+                    help="print JSON for programs instead of a table")
+    ap.add_argument("--params", type=Path, default=None,
+                    help="refuse the model unless its feature params equal the `features` "
+                         "section of this params.yaml")
+    ap.add_argument("--hop-s", type=float, default=None,
+                    help="seconds between windows on audio longer than the model's clip "
+                         "(default: half a clip)")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        expected = None
+        if args.params is not None:
+            from .params import load
+            expected = load(args.params).features
+        ensemble = load_ensemble(args.model, expected)
+    except (ModelError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    params = ensemble.feature_params
+    hop = None
+    if args.hop_s is not None:
+        if args.hop_s <= 0:
+            print("error: --hop-s must be positive", file=sys.stderr)
+            return 2
+        hop = max(1, round(args.hop_s * params.sample_rate))
+    extractor = features.Extractor(params)
+    results, errors = [], []
+    for path in args.files:
+        try:
+            results.append(predict_file(path, ensemble, extractor, hop))
+        except AudioError as err:
+            message = str(err) if str(path) in str(err) else f"{path}: {err}"
+            print(f"error: {message}", file=sys.stderr)
+            errors.append({"file": str(path), "error": message})
+    if args.json:
+        print(json.dumps({
+            "model": str(ensemble.folder), "folds": ensemble.folds, "labels": ensemble.labels,
+            "predictions": [dataclasses.asdict(r) for r in results], "errors": errors,
+        }, indent=2))
+    elif results:
+        print(table(results, ensemble.labels))
+    return 1 if errors else 0
+
+
+def _fold_number(path: Path) -> tuple[int, str]:
+    digits = path.stem.removeprefix("fold")
+    return (int(digits) if digits.isdigit() else sys.maxsize, path.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
