@@ -26,7 +26,7 @@ from . import metrics
 from .folds import Fold, make_folds, split_rows
 from .params import Params
 from .predict import feature_differences
-from .ravdess import SUBSET_INTENSITY, SUBSETS
+from .ravdess import SUBSETS
 from .store import FeatureSet, check_params
 
 
@@ -59,12 +59,10 @@ class CellResult:
 
 
 def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
-    """The rows of data.csv in the intensity subset (`all`: every row), renumbered."""
-    if subset not in SUBSETS:
-        raise EvaluateError(f"unknown subset {subset!r}; known: {list(SUBSETS)}")
-    intensity = SUBSET_INTENSITY[subset]
-    rows = table if intensity is None else table[table["intensity_name"] == intensity]
-    return rows.reset_index(drop=True)
+    """The rows of data.csv in the intensity subset, renumbered: the rows training used."""
+    from .training import subset_rows
+
+    return table.iloc[subset_rows(table, subset)].reset_index(drop=True)
 
 
 def cell_folds(table: pd.DataFrame, params: Params, log=print) -> list[Fold]:
@@ -103,7 +101,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
                   feature_set: FeatureSet, params: Params, progress: bool = True,
                   log=print) -> CellResult:
     """Score every fold model of `model_dir` on its fold's test actors only."""
-    from .checkpoint import load_model
+    from .checkpoint import load_model, path_for
     from .training import predict_proba
 
     model_dir = Path(model_dir)
@@ -112,7 +110,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
     folds = cell_folds(table, params, log=log)
     parts = []
     for fold in tqdm(folds, desc=f"evaluate {model_dir.name}", unit="fold", disable=not progress):
-        path = model_dir / f"{fold.name}.pt"
+        path = path_for(model_dir, fold.number)
         if not path.is_file():
             raise EvaluateError(f"{path}: no checkpoint for {fold.name}; run the train stage "
                                 f"of {model_dir.name}")

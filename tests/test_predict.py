@@ -1,0 +1,187 @@
+"""predict: any rate, channel count, container and length; fold models averaged; the
+model's own feature params applied; broken files reported while the others are scored."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speech_emotion import cli, features, predict
+from speech_emotion.checkpoint import load_model
+from speech_emotion.folds import Fold
+from speech_emotion.ravdess import SUBSETS
+from speech_emotion.training import predict_proba
+
+from random_models import REPO, save_random_cell, small_feature_params
+
+FOLDS = [Fold(1, (1, 11, 20, 21), (2, 3), (4, 5, 6)), Fold(2, (4, 10, 12, 14), (1, 2), (3, 5))]
+LABELS = list(SUBSETS["all"])
+
+
+def speech_like(seconds: float, rate: int, channels: int, seed: int) -> np.ndarray:
+    """Silence, a burst of harmonic sound with a wobbling pitch, silence: (frames, channels)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 150 + 30 * np.sin(2 * np.pi * 3 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    envelope = ((t > 0.2 * seconds) & (t < 0.8 * seconds)).astype(float)
+    mono = 0.3 * voiced * envelope + 0.001 * rng.standard_normal(t.size)
+    return np.stack([mono * (0.8 + 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_random_cell(tmp_path_factory.mktemp("models") / "cnn-all",
+                            small_feature_params(), FOLDS)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Mono 8 kHz WAV, stereo 22.05 kHz FLAC, mono 44.1 kHz OGG, a long stereo 48 kHz WAV."""
+    folder = tmp_path_factory.mktemp("audio")
+    specs = [("short.wav", 8000, 1, 0.7, {}), ("stereo.flac", 22050, 2, 1.5, {}),
+             ("vorbis.ogg", 44100, 1, 1.2, {"format": "OGG", "subtype": "VORBIS"}),
+             ("long.wav", 48000, 2, 6.0, {})]
+    paths = {}
+    for i, (name, rate, channels, seconds, kwargs) in enumerate(specs):
+        paths[name] = folder / name
+        sf.write(paths[name], speech_like(seconds, rate, channels, seed=i), rate, **kwargs)
+    return paths
+
+
+def run_json(capsys, *args):
+    code = predict.main([*map(str, args), "--json"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def expected_probabilities(path, model_dir):
+    """By hand: the model's own feature code and params, every window, every fold, averaged."""
+    probs = []
+    for checkpoint_path in sorted(model_dir.glob("fold*.pt")):
+        model, checkpoint = load_model(checkpoint_path)
+        params = small_feature_params()
+        assert checkpoint["feature_params"]["sample_rate"] == params.sample_rate
+        wave = features.load_wave(path, params.sample_rate)
+        feats = features.Extractor(params)(predict.windows(wave, params))
+        probs.append(predict_proba(model, checkpoint, feats))            # (W, C)
+    return np.concatenate(probs).mean(axis=0)
+
+
+def test_scores_every_rate_channel_count_and_container(capsys, model_dir, recordings):
+    code, out, err = run_json(capsys, *recordings.values(), "--model", model_dir)
+    assert code == 0, err
+    assert out["labels"] == LABELS and out["folds"] == [1, 2] and out["errors"] == []
+    assert [p["file"] for p in out["predictions"]] == [str(p) for p in recordings.values()]
+    for p in out["predictions"]:
+        probs = p["probabilities"]
+        assert list(probs) == LABELS
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
+        assert p["emotion"] == max(probs, key=probs.get)
+        want = expected_probabilities(p["file"], model_dir)
+        assert list(probs.values()) == pytest.approx(want.tolist(), abs=1e-4)
+    by_name = {p["file"].rsplit("/", 1)[-1]: p for p in out["predictions"]}
+    assert by_name["short.wav"]["windows"] == 1
+    assert by_name["long.wav"]["windows"] > 3          # 6 s of audio, 1 s clips
+
+
+def test_fold_models_are_averaged_not_just_the_first(capsys, model_dir, recordings):
+    _, both, _ = run_json(capsys, recordings["stereo.flac"], "--model", model_dir)
+    model, checkpoint = load_model(model_dir / "fold1.pt")
+    params = small_feature_params()
+    wave = features.load_wave(recordings["stereo.flac"], params.sample_rate)
+    first_only = predict_proba(model, checkpoint,
+                               features.Extractor(params)(predict.windows(wave, params)))
+    got = list(both["predictions"][0]["probabilities"].values())
+    assert not np.allclose(got, first_only.mean(axis=0), atol=1e-3)
+
+
+def test_broken_files_get_one_line_each_and_the_rest_is_scored(capsys, model_dir, recordings,
+                                                               tmp_path):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"this is not audio at all" * 10)
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.ogg"
+    code, out, err = run_json(capsys, garbage, recordings["short.wav"], empty, missing,
+                              "--model", model_dir)
+    assert code == 1
+    assert [p["file"] for p in out["predictions"]] == [str(recordings["short.wav"])]
+    lines = err.strip().splitlines()
+    assert len(lines) == 3
+    for line, path in zip(lines, (garbage, empty, missing)):
+        assert line.startswith("error: ") and str(path) in line
+    assert [e["file"] for e in out["errors"]] == [str(garbage), str(empty), str(missing)]
+
+
+def test_table_for_people(capsys, model_dir, recordings):
+    code = predict.main([str(recordings["short.wav"]), str(recordings["long.wav"]),
+                         "--model", str(model_dir)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].split() == ["file", "emotion", *LABELS]
+    assert len(out) == 3
+    row = out[2].split()
+    assert row[0] == str(recordings["long.wav"]) and row[1] in LABELS
+    assert sum(float(x) for x in row[2:]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_refuses_a_model_made_with_other_feature_params(capsys, model_dir, recordings, tmp_path):
+    # --params: the repository's params.yaml asks for 16 kHz / 64 mel bins; the model has 8 kHz / 16.
+    code = predict.main([str(recordings["short.wav"]), "--model", str(model_dir),
+                         "--params", str(REPO / "params.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "trained on other feature params than requested" in err
+    assert "sample_rate 16000 != 8000" in err and "n_mels 64 != 16" in err
+    # Fold models that disagree on their feature params are refused too.
+    mixed = tmp_path / "cnn-all"
+    save_random_cell(mixed, small_feature_params(), FOLDS[:1])
+    save_random_cell(mixed, small_feature_params(n_mels=20), FOLDS[1:])
+    with pytest.raises(predict.ModelError, match=r"fold2.pt: feature params differ .*n_mels"):
+        predict.load_ensemble(mixed)
+
+
+def test_missing_model_folder_is_a_clear_error(capsys, recordings, tmp_path):
+    code = predict.main([str(recordings["short.wav"]), "--model", str(tmp_path / "nope")])
+    assert code == 2
+    assert "no such model folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert predict.main([str(recordings["short.wav"]), "--model", str(tmp_path / "empty")]) == 2
+    assert "no fold<k>.pt" in capsys.readouterr().err
+
+
+def test_windows_short_audio_is_the_training_clip_and_long_audio_is_covered():
+    params = small_feature_params(clip="trim")
+    length = features.n_samples(params)
+    rate = params.sample_rate
+    short = torch.from_numpy(speech_like(0.8, rate, 1, seed=5)[:, 0])
+    assert torch.equal(predict.windows(short, params), features.fix_length(short, params)[None])
+    long = torch.from_numpy(speech_like(5.0, rate, 1, seed=6)[:, 0])
+    clips = predict.windows(long, params)                          # loud part: 1 s .. 4 s
+    start, end = features.nonsilent_span(long, params.trim_db, params.n_fft, params.hop_length)
+    assert clips.shape[1] == length
+    assert torch.equal(clips[0], long[start:start + length])       # first flush with the start
+    assert torch.equal(clips[-1], long[end - length:end])          # last flush with the end
+    assert clips.shape[0] == len(range(0, end - start - length + 1, length // 2)) + (
+        (end - start - length) % (length // 2) != 0)
+    offset = small_feature_params(clip="offset", offset_s=0.5)
+    # 4.5 s after the offset: windows at 0, 1, 2, 3 s and one flush with the end at 3.5 s
+    assert predict.windows(long, offset, hop=rate).shape[0] == 5
+
+
+def test_console_script_and_module_entry_points(capsys, model_dir, recordings):
+    assert cli.main(["predict", str(recordings["short.wav"]), "--model", str(model_dir),
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["emotion"] in LABELS
+    assert cli.main([]) == 2
+    done = subprocess.run([sys.executable, "-m", "speech_emotion.predict",
+                           str(recordings["short.wav"]), "--model", str(model_dir), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predictions"][0]["windows"] == 1
