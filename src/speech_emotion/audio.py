@@ -7,6 +7,7 @@ Audio is read with soundfile (torchaudio's own I/O needs TorchCodec and FFmpeg).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,17 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
             declared = handle.frames
             data = handle.read(dtype="float32", always_2d=True)  # (frames, channels)
             sample_rate = handle.samplerate
+            header = handle.extra_info
     except Exception as err:
         raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    # libsndfile quietly shortens a WAV whose data chunk runs past the end of the file;
+    # its log says "data : <header bytes> (should be <bytes present>)".
+    short = _DATA_SHORTFALL.search(header)
+    if short:
+        claimed, present = int(short[1]), int(short[2])
+        if present < claimed and claimed not in _UNKNOWN_LENGTH:
+            raise AudioError(f"{path}: truncated audio (header says {claimed} bytes of data, "
+                             f"file holds {present})")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 frames)")
     if declared > 0 and data.shape[0] < declared:
@@ -62,6 +72,10 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio holds NaN or infinite samples")
     return np.ascontiguousarray(data.T), sample_rate
+
+
+_DATA_SHORTFALL = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTH = {0, 0xFFFFFFFF}  # streaming writers' "length not known" data sizes
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:

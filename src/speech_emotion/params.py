@@ -62,6 +62,7 @@ class FeatureParams:
     f_min: float
     f_max: float
     n_mfcc: int
+    top_db: float
     batch_size: int
 
 
@@ -85,11 +86,140 @@ class DescribeParams:
     dpi: int                     # figure resolution (sizes in describe.FIGURES)
 
 
+# ---------------------------------------------------------------- training (classifiers)
+# The models' own sections (`cnn`, `cnn_transformer`) are their config dataclasses, kept
+# beside the model code in speech_emotion.models and registered in SECTIONS below.
+from .models import MODELS  # noqa: E402  (imports torch)
+from .ravdess import SUBSETS  # noqa: E402
+
+
+@dataclass(frozen=True)
+class SpecAugmentParams:
+    enabled: bool
+    freq_mask: int               # widest frequency mask, in bins (torchaudio FrequencyMasking)
+    time_mask: int               # widest time mask, in frames (torchaudio TimeMasking)
+    masks: int                   # masks of each kind per utterance
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    enabled: bool
+    p: float                     # chance that an utterance gets noise
+    snr_db_min: float            # SNR drawn uniformly from [snr_db_min, snr_db_max]
+    snr_db_max: float
+
+
+@dataclass(frozen=True)
+class TimeShiftParams:
+    enabled: bool
+    max_frames: int              # circular shift by up to this many frames either way
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    spec_augment: SpecAugmentParams
+    noise: NoiseParams
+    time_shift: TimeShiftParams
+    mixup_alpha: float           # Beta(alpha, alpha) mixup of batches; 0 = off
+
+
+@dataclass(frozen=True)
+class OptimParams:
+    name: Literal["adamw", "sgd"]
+    lr: float                    # peak learning rate
+    weight_decay: float
+    momentum: float              # sgd only
+    schedule: Literal["constant", "cosine"]  # after a linear warm-up
+    warmup_epochs: int
+    grad_clip: float             # max gradient norm; 0 = off
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    models: list[str]            # the dvc.yaml matrix: models x subsets
+    subsets: list[str]
+    seed: int                    # weights, shuffling and augmentation
+    device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
+    amp: bool                    # mixed precision (CUDA only)
+    epochs: int                  # at most
+    batch_size: int              # global: split over the processes under torchrun
+    patience: int                # epochs without validation improvement before stopping
+    monitor: Literal["ua", "loss"]  # the validation figure for early stopping and selection
+    label_smoothing: float
+    class_weighting: Literal["none", "balanced"]
+    optim: OptimParams
+    augment: AugmentParams
+
+    def __post_init__(self):
+        for key, values, known in (("models", self.models, MODELS),
+                                   ("subsets", self.subsets, SUBSETS)):
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise ParamsError(f"train.{key}: unknown {unknown}; known: {list(known)}")
+
+
+# ---------------------------------------------------------------- representation learning
+@dataclass(frozen=True)
+class LogmelStatsParams:
+    statistics: list[Literal["mean", "std"]]  # per-bin statistics over frames (the baseline)
+
+
+@dataclass(frozen=True)
+class BetaVAEParams:
+    epochs: int
+    lr: float                    # Adam
+    channels: list[int]          # conv channels; each conv halves mel bins and frames
+    latent_dim: int
+    beta: float                  # weight of the KL term
+
+
+@dataclass(frozen=True)
+class FHVAEParams:
+    epochs: int
+    lr: float                    # Adam
+    hidden: int                  # LSTM units of the two encoders and the decoder
+    z1_dim: int                  # segment-level latent
+    z2_dim: int                  # sequence-level latent
+    z2_prior_std: float          # p(z2 | mu2) = N(mu2, z2_prior_std^2)
+    mu2_prior_std: float         # p(mu2) = N(0, mu2_prior_std^2)
+    alpha: float                 # weight of the discriminative term log p(utterance | z2)
+    supervised_weight: float     # emotion head on z2: 0 for fhvae, > 0 for ss_fhvae
+
+
+@dataclass(frozen=True)
+class RepresentParams:
+    variants: list[Literal["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"]]  # x subsets
+    subsets: list[Literal["all", "strong", "normal"]]
+    segment_frames: int          # frames per segment, non-overlapping
+    batch_size: int              # segments per step
+    transductive: bool           # test actors' audio (never labels) in VAE training
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    seed: int
+    logmel_stats: LogmelStatsParams
+    beta_vae: BetaVAEParams
+    fhvae: FHVAEParams
+    ss_fhvae: FHVAEParams
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    C: float                     # inverse L2 strength of the logistic regression
+    max_iter: int
+    class_weight: Literal["none", "balanced"]
+    speaker_fit_repetition: Literal[1, 2]  # speaker probe: fit on this repetition
+    tsne_perplexity: float       # the t-SNE picture
+    seed: int                    # t-SNE
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "features": FeatureParams,
     "split": SplitParams,
     "describe": DescribeParams,
+    "represent": RepresentParams,
+    "probe": ProbeParams,
+    "train": TrainParams,
+    **{name: config for name, (_, config) in MODELS.items()},
 }
 
 
