@@ -1,0 +1,455 @@
+"""Training the classifiers: the loop, augmentation, early stopping, dvclive, DDP.
+
+One fold at a time (`train_fold`), one dvc.yaml cell at a time (`train_cell`):
+
+    features (N, F, T) dB log-mel, rows of data.csv
+    -> rows of the subset, then the fold's training / validation rows (speaker-independent,
+       twins on one side; the test actors are never loaded here)
+    -> per-bin mean and std over the training rows only          (normalisation)
+    -> each epoch, training rows only: noise at a random SNR and a time shift (raw dB),
+       normalise, SpecAugment masks, optional mixup                (augmentation)
+    -> validation rows: loss, UA, WA each epoch; the best epoch's weights are kept and
+       training stops after `patience` epochs without improvement  (model selection)
+    -> a checkpoint dict (speech_emotion.checkpoint)
+
+Deterministic on CPU: the weights, the shuffling and the augmentation draw from seeds in
+params, so the same params give the same weights. Under `torchrun --nproc_per_node N`
+the loop runs with DistributedDataParallel (gloo on CPU, NCCL on CUDA): every process
+takes its share of each global batch; validation, early stopping and saving happen on
+identical weights on every process and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torchaudio
+from torch import nn
+from tqdm import tqdm
+
+from . import models
+from .folds import Fold, make_folds, split_rows
+from .params import AugmentParams, Params, TrainParams
+from .ravdess import SUBSET_INTENSITY, SUBSETS
+
+STD_FLOOR = 1e-5  # a constant feature bin (e.g. all padding) is left unscaled, not divided by 0
+
+
+# ---------------------------------------------------------------- where to run
+def select_device(choice: str) -> torch.device:
+    """`auto`: CUDA, then Apple MPS, then CPU. Under torchrun, CUDA is this rank's GPU."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            choice = "cuda"
+        elif torch.backends.mps.is_available():
+            choice = "mps"
+        else:
+            choice = "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device = cuda, but CUDA is not available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if choice == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("train.device = mps, but Apple MPS is not available")
+    return torch.device(choice)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int
+    world: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return Distributed(0, 1)
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+# ---------------------------------------------------------------- normalisation
+def fit_normalisation(features: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-bin mean and std (F,) over every frame of `features` (N, F, T)."""
+    x = torch.as_tensor(features, dtype=torch.float64)
+    mean = x.mean(dim=(0, 2))
+    std = x.std(dim=(0, 2)).clamp(min=STD_FLOOR)
+    return {"mean": mean.float(), "std": std.float()}
+
+
+def normalise(features: torch.Tensor, normalisation: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, F, T) -> (B, F, T), zero mean and unit variance per bin (training statistics)."""
+    mean = normalisation["mean"].to(features.device)[:, None]
+    std = normalisation["std"].to(features.device)[:, None]
+    return (features - mean) / std
+
+
+# ---------------------------------------------------------------- augmentation
+def add_noise(db: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+    """Mix noise into dB log-mel features (B, F, T) at a per-utterance SNR (B,).
+
+    An approximation in the mel power domain (the features hold no phase to mix waves):
+    the noise is flat across mel bins, with chi-square fluctuations per cell (the mean of
+    two exponentials), scaled so that its mean power is the utterance's mean power over
+    10^(SNR/10). Draws from torch's global RNG.
+    """
+    power = torch.pow(10.0, db / 10.0)                                   # (B, F, T)
+    level = power.mean(dim=(1, 2)) / torch.pow(10.0, snr_db / 10.0)      # (B,)
+    u = torch.rand((2,) + db.shape, device=db.device).clamp(min=1e-12)
+    fluctuation = -torch.log(u).mean(dim=0)                              # (B, F, T), mean 1
+    return 10.0 * torch.log10(power + level[:, None, None] * fluctuation)
+
+
+def time_shift(x: torch.Tensor, max_frames: int) -> torch.Tensor:
+    """Roll each utterance (B, F, T) along time by its own offset in [-max_frames, max_frames]."""
+    b, f, t = x.shape
+    shift = torch.randint(-max_frames, max_frames + 1, (b,), device=x.device)     # (B,)
+    source = (torch.arange(t, device=x.device)[None, :] - shift[:, None]) % t      # (B, T)
+    return x.gather(2, source[:, None, :].expand(b, f, t))
+
+
+class Augment(nn.Module):
+    """The training-time augmentation of one batch, each part switchable in params.
+
+    forward(raw dB features (B, F, T)) -> normalised, augmented features (B, F, T).
+    Noise and time shift act on the raw dB values; the SpecAugment masks act after
+    normalisation and fill with 0, the training mean.
+    """
+
+    def __init__(self, params: AugmentParams, normalisation: dict[str, torch.Tensor]):
+        super().__init__()
+        self.params = params
+        self.normalisation = normalisation
+        spec = params.spec_augment
+        self.freq_mask = torchaudio.transforms.FrequencyMasking(spec.freq_mask, iid_masks=True)
+        self.time_mask = torchaudio.transforms.TimeMasking(spec.time_mask, iid_masks=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise, shift, spec = self.params.noise, self.params.time_shift, self.params.spec_augment
+        if noise.enabled and noise.p > 0:
+            snr = torch.empty(x.shape[0], device=x.device).uniform_(noise.snr_db_min,
+                                                                    noise.snr_db_max)
+            noisy = add_noise(x, snr)
+            chosen = torch.rand(x.shape[0], device=x.device) < noise.p
+            x = torch.where(chosen[:, None, None], noisy, x)
+        if shift.enabled and shift.max_frames > 0:
+            x = time_shift(x, shift.max_frames)
+        x = normalise(x, self.normalisation)
+        if spec.enabled:
+            x = x[:, None]                                   # (B, 1, F, T): a mask per utterance
+            for _ in range(spec.masks):
+                x = self.time_mask(self.freq_mask(x, 0.0), 0.0)
+            x = x[:, 0]
+        return x
+
+
+def check_augment(params: AugmentParams, feature_params: dict[str, Any]) -> None:
+    """Noise mixing needs dB log-mel (power) features; say so instead of computing nonsense."""
+    if params.noise.enabled and feature_params.get("kind") != "logmel":
+        raise ValueError(f"train.augment.noise needs features.kind = logmel (the features are "
+                         f"{feature_params.get('kind')!r}); set train.augment.noise.enabled=false")
+    if params.noise.snr_db_min > params.noise.snr_db_max:
+        raise ValueError("train.augment.noise: snr_db_min is above snr_db_max")
+
+
+# ---------------------------------------------------------------- validation figures
+def unweighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """UA: the mean recall over the classes present in y_true (balanced accuracy)."""
+    classes = np.unique(y_true)
+    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in classes]))
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, features: torch.Tensor, batch_size: int,
+              device: torch.device) -> torch.Tensor:
+    """Logits (N, n_classes) of normalised features (N, F, T), in eval mode, on CPU."""
+    was_training = model.training
+    model.eval()
+    out = [model(features[i:i + batch_size].to(device)).float().cpu()
+           for i in range(0, len(features), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
+                  features: np.ndarray | torch.Tensor, batch_size: int = 64,
+                  device: str | torch.device | None = None) -> np.ndarray:
+    """Class probabilities (N, n_classes) of raw features (N, F, T) from the features stage.
+
+    Applies the checkpoint's normalisation (fitted on its training actors); the class
+    order is `checkpoint["labels"]`. `model` comes from `checkpoint.load_model`.
+    """
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    n_bins = checkpoint["normalisation"]["mean"].shape[0]
+    if x.ndim != 3 or x.shape[1] != n_bins:
+        raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (N, {n_bins}, T)")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    logits = logits_of(model, normalise(x, checkpoint["normalisation"]), batch_size, device)
+    return torch.softmax(logits, dim=1).numpy()
+
+
+# ---------------------------------------------------------------- one fold
+@dataclass
+class FoldData:
+    """What one fold trains on: raw features and class indices. No test rows, by design."""
+
+    x_train: np.ndarray   # (N_train, F, T)
+    y_train: np.ndarray   # (N_train,) int64, indices into labels
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, mean 1 over the classes present; absent classes weigh 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1)
+                       / max(1, (counts > 0).sum()), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def lr_lambda(train: TrainParams, steps_per_epoch: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up, then constant or cosine to zero."""
+    warmup = train.optim.warmup_epochs * steps_per_epoch
+    total = max(1, train.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if train.optim.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, train: TrainParams) -> torch.optim.Optimizer:
+    o = train.optim
+    if o.name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum,
+                               weight_decay=o.weight_decay, nesterov=o.momentum > 0)
+    raise ValueError(f"train.optim.name: unknown optimiser {o.name!r}")
+
+
+def improved(monitor: str, value: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Better validation: higher UA (ties: lower loss), or lower loss."""
+    if best is None:
+        return True
+    if monitor == "ua":
+        return (value["ua"], -value["loss"]) > (best["ua"], -best["loss"])
+    return value["loss"] < best["loss"]
+
+
+def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
+               labels: list[str], *, seed: int, feature_params: dict[str, Any],
+               live: Any = None, progress: bool = True,
+               device: torch.device | None = None) -> dict[str, Any]:
+    """Train one model on one fold; return the best epoch's weights and the loop's record.
+
+    `live` is a dvclive.Live (or None): per-epoch train/loss, val/loss, val/ua, val/wa, lr.
+    Returns {"state_dict", "normalisation", "best_epoch", "best", "history", "parameters",
+    "seconds_per_epoch"}.
+    """
+    device = device or select_device(train.device)
+    ddp = init_distributed(device)
+    check_augment(train.augment, feature_params)
+    if train.batch_size % ddp.world:
+        raise ValueError(f"train.batch_size {train.batch_size} is not a multiple of the "
+                         f"{ddp.world} processes")
+    n_classes, n_bins = len(labels), data.x_train.shape[1]
+    if len(data.x_train) == 0 or len(data.x_val) == 0:
+        raise ValueError("a fold needs training and validation rows")
+
+    torch.manual_seed(seed)                       # the same initial weights on every rank
+    model = models.build(model_name, config, n_bins, n_classes).to(device)
+    net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
+    torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
+    shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
+
+    normalisation = fit_normalisation(data.x_train)
+    augment = Augment(train.augment, normalisation)
+    x_train = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
+    y_train = torch.from_numpy(data.y_train.astype(np.int64))
+    x_val = normalise(torch.from_numpy(np.asarray(data.x_val, dtype=np.float32)), normalisation)
+    y_val = data.y_val.astype(np.int64)
+
+    weights = (class_weights(data.y_train, n_classes) if train.class_weighting == "balanced"
+               else torch.ones(n_classes)).to(device)
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=train.label_smoothing)
+    local_batch = train.batch_size // ddp.world
+    # Every rank gets the same number of equal batches (the padded, strided split that
+    # torch's DistributedSampler makes); a batch of one cannot train batch norm.
+    per_rank = math.ceil(len(x_train) / ddp.world)
+    steps_per_epoch = max(1, math.ceil(per_rank / local_batch) - (per_rank % local_batch == 1))
+    optimizer = make_optimizer(model, train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train, steps_per_epoch))
+    use_amp = train.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    beta = (torch.distributions.Beta(train.augment.mixup_alpha, train.augment.mixup_alpha)
+            if train.augment.mixup_alpha > 0 else None)
+
+    history, best, best_state, best_epoch, waited, seconds = [], None, None, 0, 0, []
+    epochs = tqdm(range(1, train.epochs + 1), desc=f"{model_name}", unit="epoch",
+                  disable=not (progress and ddp.main), file=sys.stderr)
+    for epoch in epochs:
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=shuffle)
+        order = torch.cat([order, order[: per_rank * ddp.world - len(order)]])[ddp.rank::ddp.world]
+        total_loss, total_n = torch.zeros(2, dtype=torch.float64), 0
+        for step in range(steps_per_epoch):
+            index = order[step * local_batch:(step + 1) * local_batch]
+            xb = augment(x_train[index].to(device))
+            yb = y_train[index].to(device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                if beta is not None:
+                    lam = float(beta.sample())
+                    mate = torch.randperm(len(xb), device=xb.device)
+                    logits = net(lam * xb + (1 - lam) * xb[mate])
+                    loss = lam * criterion(logits, yb) + (1 - lam) * criterion(logits, yb[mate])
+                else:
+                    loss = criterion(net(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if train.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), train.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total_loss += torch.tensor([loss.item() * len(index), len(index)], dtype=torch.float64)
+        if ddp.world > 1:
+            dist.all_reduce(total_loss)
+            for buffer in model.buffers():   # batch-norm statistics: rank 0's, everywhere
+                dist.broadcast(buffer, 0)
+        train_loss = float(total_loss[0] / total_loss[1])
+
+        logits = logits_of(model, x_val, 2 * train.batch_size, device)
+        predicted = logits.argmax(dim=1).numpy()
+        value = {
+            "loss": float(nn.functional.cross_entropy(logits, torch.from_numpy(y_val))),
+            "ua": unweighted_accuracy(y_val, predicted),
+            "wa": float((predicted == y_val).mean()),
+        }
+        seconds.append(time.perf_counter() - start)
+        record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in value.items()},
+                  "lr": scheduler.get_last_lr()[0], "seconds": seconds[-1]}
+        history.append(record)
+        if live is not None and ddp.main:
+            live.log_metric("train/loss", train_loss)
+            for key, v in value.items():
+                live.log_metric(f"val/{key}", v)
+            live.log_metric("lr", record["lr"])
+            live.next_step()
+        epochs.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{value['ua']:.3f}")
+
+        if improved(train.monitor, value, best):
+            best, best_epoch, waited = value, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+        stop = torch.tensor([int(waited >= train.patience)])
+        if ddp.world > 1:
+            dist.broadcast(stop, 0)          # rank 0 decides, so no process waits alone
+        if stop.item():
+            break
+    epochs.close()
+    return {"state_dict": best_state, "normalisation": normalisation, "best_epoch": best_epoch,
+            "best": best, "history": history, "parameters": models.count_parameters(model),
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0}
+
+
+# ---------------------------------------------------------------- one dvc.yaml cell
+def subset_rows(table: pd.DataFrame, subset: str) -> np.ndarray:
+    """Row positions of the utterances of one intensity subset (`all`: every row)."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; known: {list(SUBSETS)}")
+    intensity = SUBSET_INTENSITY[subset]
+    if intensity is None:
+        return np.arange(len(table))
+    return np.flatnonzero(table["intensity_name"].to_numpy() == intensity)
+
+
+def fold_record(fold: Fold) -> dict[str, Any]:
+    return {"number": fold.number, "test_actors": list(fold.test_actors),
+            "validation_actors": list(fold.validation_actors),
+            "train_actors": list(fold.train_actors)}
+
+
+def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
+               features: np.ndarray, feature_params: dict[str, Any],
+               save: Callable[[int, dict[str, Any]], None],
+               live_factory: Callable[[int], Any] | None = None,
+               progress: bool = True, log=print) -> list[dict[str, Any]]:
+    """Train `model_name` on `subset` for every fold in `params.split`.
+
+    `table` is data.csv and `features` its rows (N, F, T). `save(fold_number, checkpoint)`
+    stores each fold's checkpoint; `live_factory(fold_number)` gives its dvclive.Live.
+    Returns one summary per fold (best epoch, validation figures, seconds per epoch).
+    """
+    if len(table) != len(features):
+        raise ValueError(f"data.csv has {len(table)} rows but the features {len(features)}")
+    labels = list(SUBSETS[subset])
+    rows = subset_rows(table, subset)
+    sub = table.iloc[rows].reset_index(drop=True)
+    unknown = sorted(set(sub["emotion_name"]) - set(labels))
+    if unknown:
+        raise ValueError(f"subset {subset}: emotions {unknown} are not among its classes {labels}")
+    y = sub["emotion_name"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
+    split, train = params.split, params.train
+    config = params.section(model_name)
+    summaries = []
+    for fold in make_folds(sub["actor"].unique(), split.protocol, split.folds,
+                           split.validation_actors, split.seed, log=log):
+        sides = split_rows(sub, fold)
+        data = FoldData(features[rows[sides.train]], y[sides.train],
+                        features[rows[sides.validation]], y[sides.validation])
+        live = live_factory(fold.number) if live_factory else None
+        with live if live is not None else contextlib.nullcontext():
+            result = train_fold(model_name, config, train, data, labels,
+                                seed=train.seed * 1000 + fold.number,
+                                feature_params=feature_params, live=live, progress=progress)
+        checkpoint = {
+            "state_dict": result["state_dict"],
+            "model": model_name,
+            "config": asdict(config),
+            "labels": labels,
+            "normalisation": result["normalisation"],
+            "feature_params": dict(feature_params),
+            "fold": fold_record(fold),
+            "subset": subset,
+            "best_epoch": result["best_epoch"],
+        }
+        save(fold.number, checkpoint)
+        summaries.append({"fold": fold.number, "best_epoch": result["best_epoch"],
+                          "epochs_run": len(result["history"]),
+                          "validation": {k: round(v, 4) for k, v in result["best"].items()},
+                          "train_rows": int(len(data.y_train)),
+                          "validation_rows": int(len(data.y_val)),
+                          "parameters": result["parameters"],
+                          "seconds_per_epoch": round(result["seconds_per_epoch"], 2)})
+    return summaries

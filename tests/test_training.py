@@ -1,0 +1,183 @@
+"""The training loop: it learns, it is deterministic, and checkpoints round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion import checkpoint, params, training
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread, and the CI machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+FEATURE_PARAMS = {"kind": "logmel", "n_mels": 16}
+TINY = {
+    "train.epochs": 5, "train.batch_size": 16, "train.patience": 10, "train.device": "cpu",
+    "train.optim.lr": 0.01,
+    "cnn.channels": [4, 8], "cnn_transformer.channels": [4, 8],
+    "cnn_transformer.kernel_sizes": [3, 5], "cnn_transformer.d_model": 16,
+    "cnn_transformer.n_heads": 2, "cnn_transformer.n_layers": 1,
+    "cnn_transformer.dim_feedforward": 32,
+}
+
+
+def tiny_params(**overrides):
+    return params.load(PARAMS, overrides={**TINY, **overrides})
+
+
+def separable(n: int, n_classes: int = 4, bins: int = 16, frames: int = 40, seed: int = 0):
+    """dB-like features where class c is loud in bins [3c, 3c + 3): learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    x = rng.normal(-40.0, 4.0, size=(n, bins, frames)).astype(np.float32)
+    for c in range(n_classes):
+        x[y == c, 3 * c:3 * c + 3] += 20.0
+    return x, y.astype(np.int64)
+
+
+def fold_data(n_train=96, n_val=32):
+    x, y = separable(n_train)
+    xv, yv = separable(n_val, seed=1)
+    return training.FoldData(x, y, xv, yv)
+
+
+LABELS = ["neutral", "calm", "happy", "sad"]
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_transformer"])
+def test_a_tiny_run_drives_the_loss_down(name):
+    p = tiny_params()
+    result = training.train_fold(name, p.section(name), p.train, fold_data(), LABELS, seed=0,
+                                 feature_params=FEATURE_PARAMS, progress=False)
+    losses = [h["train_loss"] for h in result["history"]]
+    assert losses[-1] < 0.7 * losses[0]
+    assert result["best"]["ua"] >= 0.9       # held-out rows of the same easy task
+    assert 1 <= result["best_epoch"] <= 5
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_does_not():
+    p = tiny_params(**{"train.epochs": 2, "train.augment.mixup_alpha": 0.2})
+    run = lambda seed: training.train_fold("cnn", p.cnn, p.train, fold_data(), LABELS,  # noqa: E731
+                                           seed=seed, feature_params=FEATURE_PARAMS,
+                                           progress=False)["state_dict"]
+    a, b, c = run(0), run(0), run(1)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    p = tiny_params(**{"train.epochs": 30, "train.patience": 1, "train.monitor": "loss",
+                       "train.optim.lr": 0.3})
+    result = training.train_fold("cnn", p.cnn, p.train, fold_data(), LABELS, seed=0,
+                                 feature_params=FEATURE_PARAMS, progress=False)
+    history = result["history"]
+    assert len(history) < 30                      # it stopped
+    best = min(history, key=lambda h: h["val_loss"])
+    assert result["best_epoch"] == best["epoch"]
+    assert len(history) == result["best_epoch"] + 1   # one epoch of patience after the best
+
+
+def test_normalisation_is_per_bin_over_the_training_rows():
+    x, _ = separable(64)
+    stats = training.fit_normalisation(x)
+    z = training.normalise(torch.from_numpy(x), stats)
+    assert stats["mean"].shape == (16,)
+    assert torch.allclose(z.mean(dim=(0, 2)), torch.zeros(16), atol=1e-4)
+    assert torch.allclose(z.std(dim=(0, 2)), torch.ones(16), atol=1e-3)
+
+
+def test_noise_lands_near_the_asked_snr():
+    torch.manual_seed(0)
+    db = torch.full((2, 16, 100), -20.0)                      # power 0.01 everywhere
+    noisy = training.add_noise(db, torch.tensor([10.0, 0.0]))
+    added = torch.pow(10.0, noisy / 10.0) - 0.01              # the noise power
+    snr = 10 * torch.log10(0.01 / added.mean(dim=(1, 2)))
+    assert torch.allclose(snr, torch.tensor([10.0, 0.0]), atol=0.3)
+    assert (noisy >= db).all()                                # noise only adds power
+
+
+def test_time_shift_rolls_each_utterance_by_its_own_offset():
+    torch.manual_seed(0)
+    x = torch.arange(20.0).repeat(8, 3, 1)                    # (8, 3, 20)
+    shifted = training.time_shift(x, 5)
+    offsets = {int((shifted[i, 0, 0] - x[i, 0, 0]) % 20) for i in range(8)}
+    assert len(offsets) > 1
+    for i in range(8):
+        assert sorted(shifted[i, 0].tolist()) == list(range(20))  # a roll, nothing lost
+
+
+def test_spec_augment_masks_with_the_mean_after_normalising():
+    p = tiny_params(**{"train.augment.noise.enabled": False,
+                       "train.augment.time_shift.enabled": False})
+    x, _ = separable(8)
+    augment = training.Augment(p.train.augment, training.fit_normalisation(x))
+    torch.manual_seed(0)
+    out = augment(torch.from_numpy(x))
+    plain = training.normalise(torch.from_numpy(x), augment.normalisation)
+    changed = out != plain
+    assert changed.any()
+    assert (out[changed] == 0).all()
+
+
+def test_noise_on_mfcc_features_is_refused():
+    p = tiny_params()
+    with pytest.raises(ValueError, match="augment.noise needs features.kind = logmel"):
+        training.train_fold("cnn", p.cnn, p.train, fold_data(), LABELS, seed=0,
+                            feature_params={"kind": "mfcc"}, progress=False)
+
+
+def test_class_weights_balance_the_classes():
+    w = training.class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w.tolist() == pytest.approx([4 / 6, 2.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_transformer"])
+def test_checkpoint_round_trip_scores_like_the_trained_model(tmp_path, name):
+    p = tiny_params(**{"train.epochs": 1})
+    data = fold_data()
+    result = training.train_fold(name, p.section(name), p.train, data, LABELS, seed=0,
+                                 feature_params=FEATURE_PARAMS, progress=False)
+    saved = {"state_dict": result["state_dict"], "model": name,
+             "config": __import__("dataclasses").asdict(p.section(name)), "labels": LABELS,
+             "normalisation": result["normalisation"], "feature_params": FEATURE_PARAMS,
+             "fold": {"number": 1, "test_actors": [1], "validation_actors": [2, 3],
+                      "train_actors": [4, 5]},
+             "subset": "all", "best_epoch": result["best_epoch"]}
+    path = tmp_path / "fold1.pt"
+    checkpoint.save(path, saved)
+    model, loaded = checkpoint.load_model(path)
+    assert loaded["labels"] == LABELS and loaded["fold"] == saved["fold"]
+    assert not model.training
+    proba = training.predict_proba(model, loaded, data.x_val)
+    assert proba.shape == (len(data.x_val), len(LABELS))
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    # the same numbers as the in-memory model with the same weights
+    from speech_emotion import models
+
+    fresh = models.build(name, p.section(name), 16, len(LABELS))
+    fresh.load_state_dict(result["state_dict"])
+    assert np.allclose(proba, training.predict_proba(fresh, saved, data.x_val), atol=1e-6)
+    # saved twice, byte-identical
+    checkpoint.save(tmp_path / "again.pt", saved)
+    assert (tmp_path / "again.pt").read_bytes() == path.read_bytes()
+
+
+def test_a_broken_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "fold1.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="fold1.pt: not a loadable"):
+        checkpoint.load(bad)
+    torch.save({"model": "cnn"}, bad)
+    with pytest.raises(checkpoint.CheckpointError, match="lacks state_dict"):
+        checkpoint.load(bad)
