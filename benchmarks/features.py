@@ -1,0 +1,180 @@
+"""Benchmark: the features stage's code against a plain per-file librosa implementation.
+
+Both compute the same log-mel (params.yaml `features`, kind logmel): resample, trim silence,
+centre-crop/pad, Slaney mel power spectrogram, dB with a per-utterance top_db floor.
+The librosa side is what most SER repositories do: one file at a time, in one process.
+
+    python benchmarks/features.py                      # ../shared/ravdess-dev, 720 files
+    python benchmarks/features.py --root DIR --limit 100
+
+Prints files/s for each and their ratio (measured in this run, alternating the two
+`--repeat` times and keeping the best of each), the time and peak memory of the stage on a
+full-size corpus (every file listed twice: 1440 for the 720 dev files; main process and
+workers together), and how closely the two agree. Needs the `bench` extra
+(librosa, psutil): pip install -e ".[bench]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+
+from speech_emotion import features, params as params_module
+from speech_emotion.ravdess import is_speech_audio_name
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "ravdess-dev"
+
+
+class PeakMemory:
+    """Peak memory of this process and its children (the workers), sampled every 100 ms.
+
+    `pss`: the summed proportional set size, which shares the pages the forked workers
+    hold in common with the main process out between them: the true footprint.
+    `rss`: the summed resident set size, which counts shared pages once per process: an
+    upper bound.
+    """
+
+    def __init__(self):
+        self.pss = self.rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            pss = rss = 0
+            for process in [me] + me.children(recursive=True):
+                try:
+                    memory = process.memory_full_info()
+                except psutil.Error:
+                    continue
+                pss, rss = pss + memory.pss, rss + memory.rss
+            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def stage_way(paths, p):
+    start = time.perf_counter()
+    feats = features.extract_files(paths, p, progress=False)
+    return feats, time.perf_counter() - start
+
+
+def centre_fit(y: np.ndarray, length: int) -> np.ndarray:
+    excess = len(y) - length
+    if excess >= 0:
+        return y[excess // 2: excess // 2 + length]
+    left = -excess // 2
+    return np.pad(y, (left, -excess - left))
+
+
+def librosa_logmel(y: np.ndarray, p) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length,
+        n_mels=p.n_mels, fmin=p.f_min, fmax=p.f_max, power=2.0, center=True,
+        pad_mode="reflect", htk=False, norm="slaney")
+    return librosa.power_to_db(mel, ref=1.0, amin=features.POWER_FLOOR, top_db=p.top_db)
+
+
+def librosa_file(path, p) -> np.ndarray:
+    import librosa
+
+    y, _ = librosa.load(path, sr=p.sample_rate, mono=True)      # soxr resampling
+    y, _ = librosa.effects.trim(y, top_db=p.trim_db, frame_length=p.n_fft,
+                                hop_length=p.hop_length)
+    return librosa_logmel(centre_fit(y, features.n_samples(p)), p)
+
+
+def librosa_way(paths, p):
+    start = time.perf_counter()
+    feats = np.stack([librosa_file(path, p) for path in paths])
+    return feats, time.perf_counter() - start
+
+
+def agreement(paths, ours, theirs, p) -> None:
+    import librosa
+
+    # 1. the transform alone, on the very same clips
+    sample = paths[:: max(1, len(paths) // 20)]
+    clips = [features.fix_length(features.load_wave(path, p.sample_rate), p) for path in sample]
+    with torch.inference_mode():
+        mine = features.Extractor(p)(torch.stack(clips)).numpy()
+    reference = np.stack([librosa_logmel(clip.numpy(), p) for clip in clips])
+    print(f"  transform on identical clips ({len(sample)} files): "
+          f"max |diff| {np.abs(mine - reference).max():.4f} dB")
+    # 2. the silence trim alone, on the very same resampled waves
+    same = 0
+    for path in sample:
+        wave = features.load_wave(path, p.sample_rate)
+        _, (start, end) = librosa.effects.trim(wave.numpy(), top_db=p.trim_db,
+                                              frame_length=p.n_fft, hop_length=p.hop_length)
+        same += features.nonsilent_span(wave, p.trim_db, p.n_fft, p.hop_length) == (start, end)
+    print(f"  trim span on identical waves: {same}/{len(sample)} files identical")
+    # 3. end to end (the resamplers differ: torchaudio sinc vs soxr)
+    per_file = np.abs(ours - theirs).mean(axis=(1, 2))
+    print(f"  end to end: mean |diff| per file: median {np.median(per_file):.3f} dB, "
+          f"90th percentile {np.percentile(per_file, 90):.3f} dB, "
+          f"{(per_file < 1.0).mean():.1%} of files under 1 dB "
+          f"(log-mel range {ours.min():.1f} to {ours.max():.1f} dB)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--limit", type=int, default=None, help="first N files only")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each way this often, alternating, and keep the best")
+    parser.add_argument("--params", type=Path, default=params_module.DEFAULT_PATH)
+    args = parser.parse_args(argv)
+    p = params_module.load(args.params).features
+    if p.kind != "logmel":
+        raise SystemExit("the benchmark compares log-mel: set features.kind: logmel")
+    paths = sorted(path for path in args.root.glob("Actor_*/*") if is_speech_audio_name(path))
+    paths = paths[: args.limit]
+    if not paths:
+        raise SystemExit(f"no RAVDESS speech audio under {args.root}")
+    print(f"{len(paths)} files under {args.root}; {features.default_workers()} cores; "
+          f"params: {args.params}")
+
+    with PeakMemory() as memory:                  # a full corpus, before librosa is imported
+        corpus_start = time.perf_counter()
+        features.extract_files(paths + paths, p, progress=False)
+        corpus_s = time.perf_counter() - corpus_start
+    for path in paths[:3]:                        # librosa warm-up (numba compiles), untimed
+        librosa_file(path, p)
+    stage_s = librosa_s = float("inf")
+    for _ in range(args.repeat):                  # alternate, so both see the same machine
+        ours, seconds = stage_way(paths, p)
+        stage_s = min(stage_s, seconds)
+        theirs, seconds = librosa_way(paths, p)
+        librosa_s = min(librosa_s, seconds)
+
+    stage_rate, librosa_rate = len(paths) / stage_s, len(paths) / librosa_s
+    print(f"stage (torchaudio, batched, {features.default_workers()} workers): "
+          f"{stage_rate:7.1f} files/s ({stage_s:.1f} s)")
+    print(f"librosa (per file, 1 process):      {librosa_rate:7.1f} files/s ({librosa_s:.1f} s)")
+    print(f"ratio stage / librosa: {stage_rate / librosa_rate:.2f}x")
+    print(f"stage on {2 * len(paths)} files (each listed twice): {corpus_s:.1f} s, peak memory "
+          f"{memory.pss / 2**20:.0f} MiB PSS (summed RSS, an upper bound: "
+          f"{memory.rss / 2**20:.0f} MiB)")
+    print("agreement (log-mel dB):")
+    agreement(paths, ours, theirs, p)
+
+
+if __name__ == "__main__":
+    main()
