@@ -1,0 +1,29 @@
+"""labels stage: data/raw/ravdess/ -> data/interim/data.csv (one row per utterance).
+
+Validates every file name and every audio file; one error lists every offending file.
+"""
+
+import sys
+from pathlib import Path
+
+from speech_emotion import atomic, labels
+
+RAW = Path("data/raw/ravdess")
+TABLE = Path("data/interim/data.csv")
+
+
+def main() -> None:
+    try:
+        table = labels.build_table(RAW, progress=True)
+    except labels.LabelsError as err:
+        sys.exit(f"labels: {err}")
+    atomic.write_csv(TABLE, table)
+    stereo = table.loc[table["channels"] > 1, "path"].tolist()
+    print(f"labels: {len(table)} utterances of {table['actor'].nunique()} actors -> {TABLE}")
+    print(f"labels: {len(stereo)} stereo file(s): {', '.join(stereo) or 'none'}")
+    for group in labels.twins(table):
+        print(f"labels: identical audio (twins): {', '.join(group)}")
+
+
+if __name__ == "__main__":
+    main()
