@@ -21,7 +21,6 @@ identical weights on every process and only rank 0 writes.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -266,11 +265,12 @@ def improved(monitor: str, value: dict[str, float], best: dict[str, float] | Non
 
 def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
                labels: list[str], *, seed: int, feature_params: dict[str, Any],
-               live: Any = None, progress: bool = True,
-               device: torch.device | None = None) -> dict[str, Any]:
+               on_epoch: Callable[[dict[str, float]], None] | None = None,
+               progress: bool = True, device: torch.device | None = None) -> dict[str, Any]:
     """Train one model on one fold; return the best epoch's weights and the loop's record.
 
-    `live` is a dvclive.Live (or None): per-epoch train/loss, val/loss, val/ua, val/wa, lr.
+    `on_epoch(record)` gets each epoch's {epoch, train_loss, val_loss, val_ua, val_wa, lr,
+    seconds} on the main process (e.g. to log it with dvclive).
     Returns {"state_dict", "normalisation", "best_epoch", "best", "history", "parameters",
     "seconds_per_epoch"}.
     """
@@ -359,12 +359,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in value.items()},
                   "lr": scheduler.get_last_lr()[0], "seconds": seconds[-1]}
         history.append(record)
-        if live is not None and ddp.main:
-            live.log_metric("train/loss", train_loss)
-            for key, v in value.items():
-                live.log_metric(f"val/{key}", v)
-            live.log_metric("lr", record["lr"])
-            live.next_step()
+        if on_epoch is not None and ddp.main:
+            on_epoch(record)
         epochs.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{value['ua']:.3f}")
 
         if improved(train.monitor, value, best):
@@ -394,6 +390,11 @@ def subset_rows(table: pd.DataFrame, subset: str) -> np.ndarray:
     return np.flatnonzero(table["intensity_name"].to_numpy() == intensity)
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain run: the process that writes outputs."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def fold_record(fold: Fold) -> dict[str, Any]:
     return {"number": fold.number, "test_actors": list(fold.test_actors),
             "validation_actors": list(fold.validation_actors),
@@ -403,12 +404,12 @@ def fold_record(fold: Fold) -> dict[str, Any]:
 def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
                features: np.ndarray, feature_params: dict[str, Any],
                save: Callable[[int, dict[str, Any]], None],
-               live_factory: Callable[[int], Any] | None = None,
+               on_epoch: Callable[[int, dict[str, float]], None] | None = None,
                progress: bool = True, log=print) -> list[dict[str, Any]]:
     """Train `model_name` on `subset` for every fold in `params.split`.
 
     `table` is data.csv and `features` its rows (N, F, T). `save(fold_number, checkpoint)`
-    stores each fold's checkpoint; `live_factory(fold_number)` gives its dvclive.Live.
+    stores each fold's checkpoint; `on_epoch(fold_number, record)` sees every epoch.
     Returns one summary per fold (best epoch, validation figures, seconds per epoch).
     """
     if len(table) != len(features):
@@ -428,11 +429,10 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         sides = split_rows(sub, fold)
         data = FoldData(features[rows[sides.train]], y[sides.train],
                         features[rows[sides.validation]], y[sides.validation])
-        live = live_factory(fold.number) if live_factory else None
-        with live if live is not None else contextlib.nullcontext():
-            result = train_fold(model_name, config, train, data, labels,
-                                seed=train.seed * 1000 + fold.number,
-                                feature_params=feature_params, live=live, progress=progress)
+        result = train_fold(model_name, config, train, data, labels,
+                            seed=train.seed * 1000 + fold.number, feature_params=feature_params,
+                            on_epoch=(lambda record, k=fold.number: on_epoch(k, record))
+                            if on_epoch else None, progress=progress)
         checkpoint = {
             "state_dict": result["state_dict"],
             "model": model_name,

@@ -1,9 +1,10 @@
 """The hybrid: parallel CNN branches beside a Transformer-encoder branch.
 
-After Ilyas/Zenkov's "Parallel is all you want" design (parallel 2D conv branches over
-the spectrogram for spatial patterns, a Transformer encoder over the max-pooled frame
-sequence for temporal ones, embeddings concatenated into one linear classifier). How and
-why this version differs is in the README ("Models").
+After Ilia Zenkov's "Parallel is All You Want" (2020; github.com/IliaZenkov/
+transformer-cnn-emotion-recognition): parallel 2D conv branches over the spectrogram for
+spatial patterns, a Transformer encoder over the max-pooled frame sequence for temporal
+ones, their embeddings concatenated into one linear classifier. How and why this version
+differs is in the README ("Models").
 
     features (B, F, T)                          normalised log-mel
     -> [+ deltas] x (B, C0, F, T)               C0 = 1 + config.deltas
