@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
@@ -64,6 +65,6 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log
                 try:
                     with archive.open(member) as src, open(dest, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-                except (OSError, zipfile.BadZipFile, EOFError) as err:
+                except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
                     raise SourceError(f"{archive_path}: cannot extract {member!r} ({err})") from None
     return sorted(out_dir / target for target in chosen)

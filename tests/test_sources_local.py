@@ -1,0 +1,149 @@
+"""local source (folder or zip, Kaggle nested layout, WAV and FLAC) and safe zip extraction."""
+
+import shutil
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech_emotion.sources import SourceError, archive, local
+
+def _pick(table, n=4):
+    """A few files of the fixture: mono ones of two actors plus one stereo file."""
+    mono = table[table["channels"] == 1]["path"].tolist()
+    stereo = table[table["channels"] == 2]["path"].tolist()
+    return mono[:2] + mono[-2:] + stereo[:1]
+
+
+def _kaggle_tree(corpus, names, root):
+    """Actor_NN/ at the top and a second copy under audio_speech_actors_01-24/, plus noise."""
+    for prefix in ("", "audio_speech_actors_01-24/"):
+        for name in names:
+            dest = root / prefix / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(corpus / name, dest)
+    (root / "Actor_01" / "03-02-05-01-01-01-01.wav").write_bytes(b"song")      # song: left out
+    (root / "Actor_01" / "01-01-05-01-01-01-01.mp4").write_bytes(b"video")     # video: left out
+    (root / "readme.txt").write_text("hello")
+    return root
+
+
+def _zip_tree(root, zip_path):
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            zf.write(path, path.relative_to(root).as_posix())
+    return zip_path
+
+
+def _check_output(out, corpus, names):
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert got == sorted(names)                      # one copy, speech only
+    for name in names:
+        assert (out / name).read_bytes() == (corpus / name).read_bytes()
+
+
+def test_folder_in_kaggle_layout_takes_one_copy(synthetic_corpus, synthetic_table, tmp_path, capsys):
+    names = _pick(synthetic_table)
+    tree = _kaggle_tree(synthetic_corpus, names, tmp_path / "kaggle")
+    files = local.copy_corpus(tree, tmp_path / "raw", progress=False)
+    assert len(files) == len(names)
+    _check_output(tmp_path / "raw", synthetic_corpus, names)
+    assert sf.info(str(tmp_path / "raw" / names[-1])).channels == 2       # stereo kept as is
+    assert "several copies" in capsys.readouterr().err
+
+
+def test_nested_only_one_level_deeper(synthetic_corpus, synthetic_table, tmp_path):
+    names = _pick(synthetic_table)
+    for name in names:
+        dest = tmp_path / "src" / "Audio_Speech_Actors_01-24" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(synthetic_corpus / name, dest)
+    local.copy_corpus(tmp_path / "src", tmp_path / "raw", progress=False)
+    _check_output(tmp_path / "raw", synthetic_corpus, names)
+
+
+def test_zip_in_kaggle_layout(synthetic_corpus, synthetic_table, tmp_path):
+    names = _pick(synthetic_table)
+    tree = _kaggle_tree(synthetic_corpus, names, tmp_path / "kaggle")
+    zip_path = _zip_tree(tree, tmp_path / "ravdess.zip")
+    local.copy_corpus(zip_path, tmp_path / "raw", progress=False)
+    _check_output(tmp_path / "raw", synthetic_corpus, names)
+
+
+def test_flac_files_are_taken_as_they_are(synthetic_corpus, tmp_path):
+    name = "Actor_01/03-01-04-02-02-01-01"
+    wave, rate = sf.read(str(synthetic_corpus / f"{name}.wav"), dtype="int16")
+    (tmp_path / "src" / "Actor_01").mkdir(parents=True)
+    sf.write(str(tmp_path / "src" / f"{name}.flac"), wave, rate, subtype="PCM_16")
+    local.copy_corpus(tmp_path / "src", tmp_path / "raw", progress=False)
+    back, _ = sf.read(str(tmp_path / "raw" / f"{name}.flac"), dtype="int16")
+    assert np.array_equal(back, wave)
+
+
+def test_bad_local_paths(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        local.copy_corpus(tmp_path / "absent", tmp_path / "raw")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SourceError, match="not a zip"):
+        local.copy_corpus(tmp_path / "notes.txt", tmp_path / "raw")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no RAVDESS speech audio"):
+        local.copy_corpus(tmp_path / "empty", tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def _zip_with(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("Actor_01/03-01-01-01-01-01-01.wav", b"RIFF....")
+        for name, data, link in members:
+            info = zipfile.ZipInfo(name)
+            if link:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("member, link, reason", [
+    ("../x", False, "'..' in the path"),
+    ("Actor_01/../../03-01-01-01-01-01-01.wav", False, "'..' in the path"),
+    ("/tmp/03-01-01-01-01-01-01.wav", False, "absolute path"),
+    ("C:/evil/03-01-01-01-01-01-01.wav", False, "absolute path"),
+    ("Actor_01/03-01-01-01-01-02-01.wav", True, "symbolic link"),
+])
+def test_malicious_members_refuse_the_archive(tmp_path, member, link, reason):
+    zip_path = _zip_with(tmp_path / "evil.zip", [(member, b"/etc/passwd" if link else b"x", link)])
+    out = tmp_path / "deep" / "raw"
+    with pytest.raises(SourceError) as err:
+        archive.extract_speech(zip_path, out, progress=False)
+    assert reason in str(err.value) and member in str(err.value)
+    assert not (tmp_path / "deep").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_broken_member_leaves_the_old_output_untouched(synthetic_corpus, synthetic_table, tmp_path):
+    names = _pick(synthetic_table)
+    zip_path = tmp_path / "r.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            zf.write(synthetic_corpus / name, name)
+    data = bytearray(zip_path.read_bytes())
+    with zipfile.ZipFile(zip_path) as zf:
+        last = zf.infolist()[-1]
+        start = last.header_offset + 30 + len(last.filename.encode()) + 100
+    data[start:start + 200] = bytes(200)              # corrupt the last member's data
+    zip_path.write_bytes(bytes(data))
+    out = tmp_path / "raw"
+    (out / "Actor_01").mkdir(parents=True)
+    (out / "Actor_01" / "old.wav").write_bytes(b"previous run")
+    with pytest.raises(SourceError, match="cannot extract"):
+        archive.extract_speech(zip_path, out, progress=False)
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["old.wav"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp left
+
+
+@pytest.mark.slow
+def test_real_development_copy_as_folder(ravdess_dev, tmp_path):
+    files = local.copy_corpus(ravdess_dev, tmp_path / "raw", progress=False)
+    assert len(files) == 720 and {f.suffix for f in files} == {".flac"}
+    assert len({f.parent.name for f in files}) == 12
