@@ -8,15 +8,17 @@ The librosa side is what most SER repositories do: one file at a time, in one pr
     python benchmarks/features.py --root DIR --limit 100
 
 Prints files/s for each and their ratio (measured in this run, alternating the two
-`--repeat` times and keeping the best of each), the time and peak memory of the stage on a
+`--repeat` times and keeping the best of each), the CPU time per file of each (user + system,
+workers included: a figure that a busy machine disturbs less than wall time), the time and peak memory of the stage on a
 full-size corpus (every file listed twice: 1440 for the 720 dev files; main process and
 workers together), and how closely the two agree. Needs the `bench` extra
-(librosa, psutil): pip install -e ".[bench]".
+(librosa, psutil, threadpoolctl): pip install -e ".[bench]".
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import threading
 import time
 from pathlib import Path
@@ -24,10 +26,14 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
+from threadpoolctl import threadpool_limits
 
 from speech_emotion import features, params as params_module
 from speech_emotion.ravdess import is_speech_audio_name
 
+# Float32 rounding on identical clips; end to end the resamplers differ (sinc vs soxr).
+TRANSFORM_TOLERANCE_DB = 0.01
+END_TO_END_TOLERANCE_DB = 0.5
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "ravdess-dev"
 
 
@@ -67,10 +73,19 @@ class PeakMemory:
         self._thread.join()
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def stage_way(paths, p):
+    """Features, wall seconds, CPU seconds (this process and its workers, reaped at the end)."""
+    cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     feats = features.extract_files(paths, p, progress=False)
-    return feats, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
+    return feats, wall, cpu
 
 
 def centre_fit(y: np.ndarray, length: int) -> np.ndarray:
@@ -101,9 +116,13 @@ def librosa_file(path, p) -> np.ndarray:
 
 
 def librosa_way(paths, p):
-    start = time.perf_counter()
-    feats = np.stack([librosa_file(path, p) for path in paths])
-    return feats, time.perf_counter() - start
+    # One BLAS/OpenMP thread, as in the stage's workers: spinning threads on a busy machine
+    # would slow the baseline down and flatter the ratio.
+    with threadpool_limits(1):
+        cpu = cpu_seconds(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        feats = np.stack([librosa_file(path, p) for path in paths])
+        return feats, time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu
 
 
 def agreement(paths, ours, theirs, p) -> None:
@@ -115,8 +134,9 @@ def agreement(paths, ours, theirs, p) -> None:
     with torch.inference_mode():
         mine = features.Extractor(p)(torch.stack(clips)).numpy()
     reference = np.stack([librosa_logmel(clip.numpy(), p) for clip in clips])
+    transform_diff = float(np.abs(mine - reference).max())
     print(f"  transform on identical clips ({len(sample)} files): "
-          f"max |diff| {np.abs(mine - reference).max():.4f} dB")
+          f"max |diff| {transform_diff:.4f} dB")
     # 2. the silence trim alone, on the very same resampled waves
     same = 0
     for path in sample:
@@ -131,6 +151,9 @@ def agreement(paths, ours, theirs, p) -> None:
           f"90th percentile {np.percentile(per_file, 90):.3f} dB, "
           f"{(per_file < 1.0).mean():.1%} of files under 1 dB "
           f"(log-mel range {ours.min():.1f} to {ours.max():.1f} dB)")
+    if transform_diff > TRANSFORM_TOLERANCE_DB or np.median(per_file) > END_TO_END_TOLERANCE_DB:
+        raise SystemExit(f"the two ways disagree: more than {TRANSFORM_TOLERANCE_DB} dB on the "
+                         f"same clips or a median of {END_TO_END_TOLERANCE_DB} dB end to end")
 
 
 def main(argv=None) -> None:
@@ -141,6 +164,7 @@ def main(argv=None) -> None:
                         help="time each way this often, alternating, and keep the best")
     parser.add_argument("--params", type=Path, default=params_module.DEFAULT_PATH)
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)                      # the agreement checks; the stage sets its own
     p = params_module.load(args.params).features
     if p.kind != "logmel":
         raise SystemExit("the benchmark compares log-mel: set features.kind: logmel")
@@ -157,18 +181,22 @@ def main(argv=None) -> None:
         corpus_s = time.perf_counter() - corpus_start
     for path in paths[:3]:                        # librosa warm-up (numba compiles), untimed
         librosa_file(path, p)
-    stage_s = librosa_s = float("inf")
+    workers = features.default_workers() if len(paths) > p.batch_size else 0
+    stage_s = librosa_s = stage_cpu = librosa_cpu = float("inf")
     for _ in range(args.repeat):                  # alternate, so both see the same machine
-        ours, seconds = stage_way(paths, p)
-        stage_s = min(stage_s, seconds)
-        theirs, seconds = librosa_way(paths, p)
-        librosa_s = min(librosa_s, seconds)
+        ours, seconds, cpu = stage_way(paths, p)
+        stage_s, stage_cpu = min(stage_s, seconds), min(stage_cpu, cpu)
+        theirs, seconds, cpu = librosa_way(paths, p)
+        librosa_s, librosa_cpu = min(librosa_s, seconds), min(librosa_cpu, cpu)
 
-    stage_rate, librosa_rate = len(paths) / stage_s, len(paths) / librosa_s
-    print(f"stage (torchaudio, batched, {features.default_workers()} workers): "
-          f"{stage_rate:7.1f} files/s ({stage_s:.1f} s)")
-    print(f"librosa (per file, 1 process):      {librosa_rate:7.1f} files/s ({librosa_s:.1f} s)")
-    print(f"ratio stage / librosa: {stage_rate / librosa_rate:.2f}x")
+    n = len(paths)
+    stage_rate, librosa_rate = n / stage_s, n / librosa_s
+    print(f"stage (torchaudio, batched, {workers} worker processes): "
+          f"{stage_rate:7.1f} files/s ({stage_s:.1f} s), CPU {1e3 * stage_cpu / n:.2f} ms/file")
+    print(f"librosa (per file, 1 process, 1 thread): {librosa_rate:7.1f} files/s "
+          f"({librosa_s:.1f} s), CPU {1e3 * librosa_cpu / n:.2f} ms/file")
+    print(f"ratio stage / librosa: {stage_rate / librosa_rate:.2f}x files/s; "
+          f"{librosa_cpu / stage_cpu:.2f}x less CPU per file")
     print(f"stage on {2 * len(paths)} files (each listed twice): {corpus_s:.1f} s, peak memory "
           f"{memory.pss / 2**20:.0f} MiB PSS (summed RSS, an upper bound: "
           f"{memory.rss / 2**20:.0f} MiB)")
