@@ -1,0 +1,188 @@
+"""The research workflow of the README, run for real on a tiny config in a temporary copy
+of the repository: dvc repro, dvc exp run -S, dvc exp show, dvc metrics diff,
+dvc params diff, dvc plots diff; and the metric names read well."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A tiny config: a few synthetic actors, one fold, one cell, tiny models, one epoch.
+# Applied where the key exists in params.yaml, so sections added later need no change here
+# unless they are slow by default.
+TINY = {
+    "data.source": "synthetic",
+    "data.synthetic.actors": 4,      # fold 1 tests actor 01; 2 validation, 1 training actor
+    "split.protocol": "emobox",
+    "split.folds": [1],
+    "features.duration_s": 1.0,
+    "features.n_mels": 32,
+    "train.models": ["cnn"],
+    "train.subsets": ["all"],
+    "train.epochs": 1,
+    "train.patience": 1,
+    "train.device": "cpu",
+    "cnn.channels": [4, 8],
+    # The VAE probes also write metrics/*.json, so `report` pulls them in: keep them tiny.
+    "represent.variants": ["logmel_stats"],
+    "represent.subsets": ["all"],
+}
+# The stages this workflow is about: report and what it needs (data, features, train,
+# evaluate); the descriptive figures are left out to keep the test short.
+TARGET = "report"
+CELL = "cnn-all"
+VIEW_DROP = "folds|classes|by_|n_utterances"   # the README's `dvc exp show` summary view
+METRICS = f"metrics/{CELL}.json"
+CONFUSION = f"plots/confusion/{CELL}.json"
+
+
+def _set(raw: dict, dotted: str, value) -> bool:
+    *parents, last = dotted.split(".")
+    node = raw
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            return False
+        node = node[key]
+    if last not in node:
+        return False
+    node[last] = value
+    return True
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC copy of the working tree (no data, models or venv) on the tiny config,
+    with the baseline `dvc repro` run and committed."""
+    root = tmp_path_factory.mktemp("workflow") / "repo"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        source = REPO / name
+        if source.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    applied = [key for key, value in TINY.items() if _set(params, key, value)]
+    assert "train.epochs" in applied, "params.yaml has no train section yet"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ,
+           "PYTHONPATH": str(root / "src"),     # the copy's package, not the editable install
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org",
+           "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1"}
+
+    def run(*args, check=True):
+        done = subprocess.run(list(args), cwd=root, env=env, capture_output=True, text=True,
+                              timeout=900)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n"
+                                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def dvc(*args, check=True):
+        return run(sys.executable, "-m", "dvc", *args, check=check)
+
+    run("git", "init", "-q")
+    if not (root / ".dvc").is_dir():
+        dvc("init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "tiny config")
+    dvc("repro", TARGET)
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "baseline run")
+    return root, dvc
+
+
+@pytest.fixture(scope="module")
+def experiment(project):
+    root, dvc = project
+    dvc("exp", "run", "-S", "train.epochs=2", "-n", "two-epochs", TARGET)
+    return root, dvc
+
+
+def test_baseline_writes_metrics_confusion_and_results_table(project):
+    root, dvc = project
+    data = json.loads((root / METRICS).read_text())
+    for key in ("ua", "wa", "macro_f1", "ua_sd", "n_folds", "folds", "classes",
+                "by_intensity", "by_gender"):
+        assert key in data
+    assert data["n_folds"] == 1 and 0.0 <= data["ua"] <= 1.0
+    records = json.loads((root / CONFUSION).read_text())
+    assert records and set(records[0]) == {"actual", "predicted"}
+    assert len(records) == data["n_utterances"]
+    assert "| cnn | all | 1 |" in (root / "reports/results.md").read_text()
+    shown = dvc("metrics", "show", "--json").stdout
+    assert METRICS in shown
+    dvc("plots", "show", "-o", "shown_plots")
+    assert (root / "shown_plots" / "index.html").is_file()
+
+
+def test_exp_show_has_readable_metric_names(experiment):
+    root, dvc = experiment
+    table = json.loads(dvc("exp", "show", "--json").stdout)
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "metrics" and isinstance(value, dict):
+                    for path, payload in value.items():
+                        if path == METRICS.replace("/", os.sep) or path == METRICS:
+                            names.update(_leaves(payload.get("data", {})))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(table)
+    # ua_sd is null with one fold (no spread to report), which DVC shows as "-".
+    assert {"ua", "wa", "macro_f1", "n_folds", "n_utterances"} <= names
+    assert "folds.fold1.ua" in names and "by_gender.male.ua" in names   # actor 01 is male
+    assert "by_intensity.strong.ua" in names
+    assert any(re.fullmatch(r"classes\.[a-z]+\.recall", n) for n in names)
+    # Readable: lower-case words joined by dots and underscores, no list indices or blanks.
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", n) for n in names), names
+    # The README's summary view: one row per experiment, the headline figures and the
+    # params that changed.
+    csv = dvc("exp", "show", "--only-changed", "--drop", VIEW_DROP, "--csv").stdout
+    header, *rows = csv.strip().splitlines()
+    columns = header.split(",")
+    assert {"ua", "wa", "macro_f1", "train.epochs"} <= set(columns)
+    assert not any(c.startswith(("folds.", "classes.", "by_")) for c in columns)
+    row = next(r.split(",") for r in rows if r.startswith("two-epochs,"))
+    assert row[columns.index("train.epochs")] == "2"
+
+
+def test_metrics_params_and_plots_diff(experiment):
+    root, dvc = experiment
+    metrics = json.loads(dvc("metrics", "diff", "--all", "--json").stdout)
+    assert {"ua", "wa", "macro_f1"} <= set(metrics[METRICS])
+    params = json.loads(dvc("params", "diff", "--json").stdout)
+    epochs = params["params.yaml"]["train.epochs"]
+    assert (epochs["old"], epochs["new"]) == (1, 2)
+    dvc("plots", "diff", "HEAD", "-o", "diff_plots")
+    html = (root / "diff_plots" / "index.html").read_text()
+    # The confusion matrix of the cell is drawn (under the title dvc.yaml gives it).
+    assert "Confusion (cnn, all), normalised by actual emotion" in html
+    assert "percent_of_y" in html          # the row-normalised confusion template
+
+
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield prefix[:-1]
