@@ -21,13 +21,11 @@ identical weights on every process and only rank 0 writes.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

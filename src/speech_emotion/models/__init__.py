@@ -7,7 +7,6 @@ of the same name (registered in `speech_emotion.params.SECTIONS`).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 from torch import nn
@@ -43,7 +42,3 @@ def build(name: str, config: Any, n_features: int, n_classes: int) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
