@@ -46,8 +46,7 @@ def load_wave(path: str | Path, sample_rate: int) -> torch.Tensor:
     wave, rate = audio.read(path)                        # (channels, frames) at `rate`
     mono = torch.from_numpy(audio.to_mono(wave))         # (frames,)
     if rate != sample_rate:
-        with torch.inference_mode():
-            mono = resampler(rate, sample_rate)(mono)    # (samples,)
+        mono = resampler(rate, sample_rate)(mono)        # (samples,)
     return mono
 
 
