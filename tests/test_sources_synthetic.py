@@ -41,11 +41,13 @@ def _rms_db(x):
 
 
 def test_leading_and_trailing_silence(synthetic_corpus, synthetic_table):
+    # Quiet takes sit 17-30 dB above their noise floor (as quiet calm and sad takes do in
+    # RAVDESS); most are 30-60 dB above it.
     for path in synthetic_table["path"].iloc[::23]:
         wave, rate = audio.read(synthetic_corpus / path)
         x = audio.to_mono(wave)
         head, tail, body = x[: rate // 5], x[-rate // 5:], x[rate: -rate]
-        assert _rms_db(body) - _rms_db(head) > 30 and _rms_db(body) - _rms_db(tail) > 30, path
+        assert _rms_db(body) - _rms_db(head) > 15 and _rms_db(body) - _rms_db(tail) > 15, path
 
 
 def test_emotions_carry_loudness_and_pitch_cues(synthetic_corpus, synthetic_table):

@@ -39,6 +39,7 @@ from ..ravdess import ACTORS, EMOTIONS, Utterance, actor_dir, full_corpus, gende
 
 SAMPLE_RATE = 48_000
 FRAME = 240                      # control-rate frame: 5 ms at 48 kHz
+FILTER_UPDATE = 2                # the formant filters are updated every 2 frames (10 ms)
 MIN_DURATION_S, MAX_DURATION_S = 2.9, 5.3
 STRONG_SCALE = 1.7               # strong intensity exaggerates every cue deviation by this
 # One stereo file per actor for these actors (RAVDESS has a few stereo files too).
@@ -110,8 +111,8 @@ EMOTION_CUES = {
 }
 # Typical size of each cue, the unit of the per-actor and per-repetition noise.
 CUE_SCALE = np.array([1.5, 0.15, 0.07, 2.5, 0.15, 0.15, 0.06, 0.04, 0.03])
-ACTOR_EMOTION_NOISE = 0.8        # per actor and emotion, in CUE_SCALE units
-REPETITION_NOISE = 0.7           # per utterance, in CUE_SCALE units
+ACTOR_EMOTION_NOISE = 1.4        # per actor and emotion, in CUE_SCALE units
+REPETITION_NOISE = 1.3           # per utterance, in CUE_SCALE units
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def _glottal_derivative(cycle: np.ndarray, oq: float) -> np.ndarray:
 
 
 def _formant_filter(source: np.ndarray, formants: np.ndarray, breath: float) -> np.ndarray:
-    """Cascade of five resonators (F1-F3 from the track, F4-F5 fixed), updated each frame."""
+    """Cascade of five resonators (F1-F3 from the track, F4-F5 fixed), updated every 10 ms."""
     total = formants.shape[0]
     upper = np.tile([3500.0, 4500.0], (total, 1)) * (formants[:, 2:3] / 2500) ** 0.3
     freqs = np.concatenate([formants, upper], axis=1)                 # (frames, 5)
@@ -279,8 +280,9 @@ def _formant_filter(source: np.ndarray, formants: np.ndarray, breath: float) -> 
     sos[..., 5] = a2
     out = np.empty_like(source)
     state = np.zeros((5, 2))
-    for frame in range(total):
-        sl = slice(frame * FRAME, (frame + 1) * FRAME)
+    step = FILTER_UPDATE * FRAME
+    for frame in range(0, total, FILTER_UPDATE):
+        sl = slice(frame * FRAME, frame * FRAME + step)
         out[sl], state = signal.sosfilt(sos[frame], source[sl], zi=state)
     return out
 
