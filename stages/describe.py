@@ -1,0 +1,26 @@
+"""describe: data/interim/data.csv + the audio -> reports/figures/*.png, reports/summary.json.
+
+The descriptive analysis of the corpus (speech_emotion.describe): counts, durations,
+silences, pitch and loudness, mean and example log-mel spectrograms.
+"""
+
+from pathlib import Path
+
+from speech_emotion import atomic, describe, labels, params
+
+TABLE = Path("data/interim/data.csv")
+RAW = Path("data/raw/ravdess")
+FIGURES = Path("reports/figures")
+SUMMARY = Path("reports/summary.json")
+
+
+def main() -> None:
+    p = params.load()
+    table = describe.check_table(labels.read_table(TABLE), str(TABLE))  # before any output
+    with atomic.atomic_dir(FIGURES) as figures:
+        summary = describe.run(table, RAW, p.describe, p.features, figures)
+    atomic.write_json(SUMMARY, summary)
+
+
+if __name__ == "__main__":
+    main()
