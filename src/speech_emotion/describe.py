@@ -290,7 +290,8 @@ def count_table(table: pd.DataFrame) -> dict:
 
 
 def summarise(analysis: Analysis) -> dict:
-    """The `summary.json` dict: counts, then medians and ranges of every measure."""
+    """The `summary.json` dict (numbers only, so DVC shows each as a metric): counts, then
+    ranges of every measure and its median per gender, emotion and intensity."""
     u = analysis.utterances
 
     def by_emotion_intensity(column: str, rows: pd.DataFrame) -> dict:
@@ -315,14 +316,14 @@ def summarise(analysis: Analysis) -> dict:
         "silence_s": {"leading": _stats(u["leading_silence_s"]),
                       "trailing": _stats(u["trailing_silence_s"]),
                       "speech": _stats(u["active_s"])},
+        # pitch: per utterance the YIN median F0 of its voiced frames; per cell the median
         "pitch_hz": {
-            "method": "YIN median F0 of voiced frames, per utterance; medians over utterances",
             "unvoiced_utterances": int(u["f0_median_hz"].isna().sum()),
             "voiced_fraction": _stats(u["voiced_fraction"]),
             **{g: by_emotion_intensity("f0_median_hz", u[u["gender"] == g]) for g in GENDERS},
         },
+        # level: RMS of the speech between leading and trailing silence; per cell the median
         "rms_dbfs": {
-            "method": "RMS level of the speech between leading and trailing silence, dBFS",
             "all": _stats(u["rms_dbfs"]),
             **{g: by_emotion_intensity("rms_dbfs", u[u["gender"] == g]) for g in GENDERS},
         },
