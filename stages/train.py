@@ -8,6 +8,7 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 import argparse
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
 from speech_emotion import atomic, checkpoint, labels, params, store, training
@@ -25,6 +26,8 @@ def main() -> None:
     args = ap.parse_args()
     cell = f"{args.model}-{args.subset}"
     p = params.load()
+    if p.train.threads:
+        torch.set_num_threads(p.train.threads)
     table = labels.read_table(DATA)
     feature_set = store.read(FEATURES)
     store.check_params(feature_set.attrs, p.features)

@@ -140,6 +140,7 @@ class TrainParams:
     subsets: list[str]
     seed: int                    # weights, shuffling and augmentation
     device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
+    threads: int                 # torch CPU threads per process; 0 = torch's default
     amp: bool                    # mixed precision (CUDA only)
     epochs: int                  # at most
     batch_size: int              # global: split over the processes under torchrun
