@@ -139,7 +139,7 @@ def train(model: torch.nn.Module, segments: torch.Tensor, owner: torch.Tensor,
             optimiser.step()
             for key, value in terms.items():
                 if value.dim() == 0:
-                    sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
         row = {"epoch": epoch + 1, **{k: v / len(order) for k, v in sums.items()}}
         if not np.isfinite(row["loss"]):
             raise RepresentError(f"{desc}: the loss became {row['loss']} at epoch {epoch + 1}; "
