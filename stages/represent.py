@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 
 from speech_emotion import atomic, labels, params, store
 from speech_emotion.probe import PNG_METADATA
@@ -28,6 +29,8 @@ def main() -> None:
     args = ap.parse_args()
     cell = f"{args.variant}-{args.subset}"
     p = params.load()
+    if p.represent.threads:
+        torch.set_num_threads(p.represent.threads)
     table = labels.read_table(DATA)
     feature_set = store.read(FEATURES)
     store.check_params(feature_set.attrs, p.features)

@@ -195,6 +195,7 @@ class RepresentParams:
     batch_size: int              # segments per step
     transductive: bool           # test actors' audio (never labels) in VAE training
     device: Literal["auto", "cpu", "cuda", "mps"]
+    threads: int                 # torch CPU threads per process; 0 = torch's default
     seed: int
     logmel_stats: LogmelStatsParams
     beta_vae: BetaVAEParams
