@@ -1,0 +1,155 @@
+"""Accuracy on real speech: the pipeline's models against two classic baselines, one run.
+
+    python benchmarks/accuracy.py --data ../shared/ravdess-dev            # all six folds
+    python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn egemaps_svm \
+        --subsets all -S train.epochs=30 --seeds 0 1
+
+Every system sees the same data, the same speaker-independent folds (`split.protocol`,
+restricted to the actors present) and the same validation actors; test actors are only
+ever predicted. The pipeline's models run through the pipeline's own code: the features
+stage's extractor and store, `training.train_cell` and `evaluate.evaluate_cell`.
+The baselines (benchmarks/baselines.py) are fitted on the same training actors and tuned
+on the same validation actors. Prints one table: UA, WA, macro-F1 (mean +/- sd over
+folds) per system and subset, and the wall time of each neural training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import baselines  # noqa: E402
+
+from speech_emotion import checkpoint, evaluate, features, labels, metrics, params, store  # noqa: E402
+from speech_emotion.sources.local import copy_corpus  # noqa: E402
+from speech_emotion.folds import make_folds, split_rows  # noqa: E402
+from speech_emotion.ravdess import SUBSETS  # noqa: E402
+from speech_emotion.training import subset_rows, train_cell  # noqa: E402
+
+NEURAL = ("cnn", "cnn_transformer")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
+
+
+def baseline_predictions(name: str, x: np.ndarray, table: pd.DataFrame, subset: str,
+                         p: params.Params, seed: int) -> pd.DataFrame:
+    rows = subset_rows(table, subset)
+    sub = table.iloc[rows].reset_index(drop=True)
+    x = x[rows]
+    y = sub["emotion_name"].to_numpy()
+    parts = []
+    for fold in make_folds(sub["actor"].unique(), p.split.protocol, p.split.folds,
+                           p.split.validation_actors, p.split.seed):
+        sides = split_rows(sub, fold)
+        predicted = baselines.fit_predict(name, x, y, sides.train, sides.validation,
+                                          sides.test, seed)
+        test = sub.iloc[sides.test]
+        parts.append(pd.DataFrame({"fold": fold.number, "actor": test["actor"].to_numpy(),
+                                   "intensity_name": test["intensity_name"].to_numpy(),
+                                   "actual": y[sides.test], "predicted": predicted}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def neural_metrics(name: str, table: pd.DataFrame, feature_set: store.FeatureSet,
+                   subset: str, p: params.Params, workdir: Path) -> tuple[dict, float]:
+    model_dir = workdir / f"{name}-{subset}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train_cell(name, subset, p, table, feature_set.features, feature_set.attrs,
+               save=lambda k, ckpt: checkpoint.save(checkpoint.path_for(model_dir, k), ckpt),
+               progress=True)
+    seconds = time.perf_counter() - start
+    result = evaluate.evaluate_cell(model_dir, subset, table, feature_set, p, progress=False)
+    return result.metrics, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a folder or .zip in RAVDESS layout (read as data.source=local)")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--systems", nargs="+", default=list(NEURAL + baselines.BASELINES))
+    parser.add_argument("--subsets", nargs="+", default=list(SUBSETS))
+    parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4, 5, 6])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="train.seed values; each is a full repeat")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param, as in dvc exp run -S")
+    parser.add_argument("--out", type=Path, help="write every metrics dict here as JSON")
+    args = parser.parse_args(argv)
+
+    overrides = {"split.folds": args.folds, **parse_overrides(args.set)}
+    base = params.load(args.params, overrides)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        raw = workdir / "raw"
+        copy_corpus(args.data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
+        table = labels.build_table(raw, progress=True)
+        print(f"{len(table)} utterances, actors {sorted(table['actor'].unique())}",
+              file=sys.stderr)
+        feature_set = None
+        if any(s in NEURAL for s in args.systems):
+            start = time.perf_counter()
+            matrix = features.extract_files([raw / p for p in table["path"]], base.features)
+            store.write(workdir / "features.h5", table, matrix, base.features)
+            feature_set = store.read(workdir / "features.h5")
+            print(f"features: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        for system in args.systems:
+            x = (baselines.features_for(system, table, raw)
+                 if system in baselines.BASELINES else None)
+            for seed in args.seeds:
+                p = params.load(args.params, {**overrides, "train.seed": seed})
+                for subset in args.subsets:
+                    key = f"{system}/{subset}/seed{seed}"
+                    if system in NEURAL:
+                        result, seconds = neural_metrics(system, table, feature_set, subset, p,
+                                                         workdir / f"seed{seed}")
+                        result["train_seconds"] = round(seconds, 1)
+                    else:
+                        predictions = baseline_predictions(system, x, table, subset, p, seed)
+                        result = metrics.summarise(predictions, SUBSETS[subset], subset)
+                    results[key] = result
+                    print(f"{key}: UA {result['ua']:.3f} WA {result['wa']:.3f} "
+                          f"F1 {result['macro_f1']:.3f}", file=sys.stderr, flush=True)
+    print(table_markdown(results, args))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def table_markdown(results: dict[str, dict], args) -> str:
+    lines = ["| system | subset | UA | WA | macro-F1 | folds |", "|---|---|---|---|---|---|"]
+    for system in args.systems:
+        for subset in args.subsets:
+            runs = [results[f"{system}/{subset}/seed{s}"] for s in args.seeds]
+            fold_ua = [f["ua"] for r in runs for f in r["folds"].values()]
+            fold_wa = [f["wa"] for r in runs for f in r["folds"].values()]
+            fold_f1 = [f["macro_f1"] for r in runs for f in r["folds"].values()]
+            cells = [f"{100 * statistics.fmean(v):.1f} ± {100 * _sd(v):.1f}"
+                     for v in (fold_ua, fold_wa, fold_f1)]
+            lines.append(f"| {system} | {subset} | " + " | ".join(cells)
+                         + f" | {runs[0]['n_folds']} x {len(args.seeds)} seed(s) |")
+    return "\n".join(lines)
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
