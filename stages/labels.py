@@ -21,6 +21,8 @@ def main() -> None:
     stereo = table.loc[table["channels"] > 1, "path"].tolist()
     print(f"labels: {len(table)} utterances of {table['actor'].nunique()} actors -> {TABLE}")
     print(f"labels: {len(stereo)} stereo file(s): {', '.join(stereo) or 'none'}")
+    for note in labels.coverage(table):     # runs on what is there, and says what is not
+        print(f"labels: not the full corpus: {note}")
     for group in labels.twins(table):
         print(f"labels: identical audio (twins): {', '.join(group)}")
 

@@ -10,18 +10,43 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _tmp_name(path: Path, kind: str = "tmp") -> Path:
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the temporary files of `path` left by processes that no longer run (a stage
+    killed with SIGKILL cannot clean up after itself)."""
+    if os.name != "posix" or not path.parent.is_dir():
+        return
+    for prefix in (f".{path.name}.tmp-", f".{path.name}.old-"):
+        for entry in list(path.parent.iterdir()):
+            pid = entry.name.removeprefix(prefix)
+            if entry.name.startswith(prefix) and pid.isdigit() and not _running(int(pid)):
+                _remove(entry)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)                 # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:             # exists, owned by someone else
+        return True
+    return True
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed to `path`.
 
-    On any exception the temporary file (or folder) is removed and `path` is untouched.
+    On any exception the temporary file (or folder) is removed and `path` is untouched;
+    an OSError that names no file (a full disk: ENOSPC) is raised again naming `path`.
+    Temporary files of `path` left by killed processes are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     tmp = _tmp_name(path)
     _remove(tmp)
     try:
@@ -29,11 +54,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp.is_file():
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
-        _remove(path)
-        os.replace(tmp, path)
+        _replace(tmp, path)
+    except OSError as err:
+        _remove(tmp)
+        if err.errno is None or err.filename is not None:
+            raise
+        raise OSError(err.errno, f"{err.strerror or err}; {path} was not written",
+                      str(path)) from err
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Rename `tmp` to `path`. A file replaces a file in one step; a folder cannot replace
+    a folder, so the old one is moved aside first and put back if the rename fails."""
+    if path.is_symlink() or (path.exists() and tmp.is_dir() != path.is_dir()):
+        _remove(path)                   # another kind of thing: nothing to swap with
+    if not path.is_dir():
+        os.replace(tmp, path)
+        return
+    old = _tmp_name(path, "old")
+    _remove(old)
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    _remove(old)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ class AudioInfo:
 
 
 def info(path: str | Path) -> AudioInfo:
+    _check_not_empty(path)
     try:
         meta = sf.info(str(path))
     except Exception as err:  # soundfile raises several types for broken files
@@ -48,6 +49,7 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
     A header that claims more frames than the file holds is caught as truncation.
     """
     path = Path(path)
+    _check_not_empty(path)
     try:
         with sf.SoundFile(str(path)) as handle:
             declared = handle.frames
@@ -64,6 +66,16 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
         if present < claimed and claimed not in _UNKNOWN_LENGTH:
             raise AudioError(f"{path}: truncated audio (header says {claimed} bytes of data, "
                              f"file holds {present})")
+    # A data chunk that claims fewer bytes than follow it: libsndfile stops at the claimed
+    # length and finds no chunk in the rest ("Unknown chunk marker ... Exiting parser").
+    junk = _JUNK_AFTER_DATA.search(header)
+    length = _FILE_LENGTH.search(header)
+    if junk and length and short is None:
+        after = int(length[1]) - int(junk[2])
+        if after >= 8 and int(junk[1] or "1", 16) != 0:
+            raise AudioError(f"{path}: malformed WAV header (the data chunk says "
+                             f"{_data_bytes(header)} bytes, then {after} bytes follow that are "
+                             "no WAV chunk: the header's data length is wrong)")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 frames)")
     if declared > 0 and data.shape[0] < declared:
@@ -76,6 +88,23 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
 
 _DATA_SHORTFALL = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _UNKNOWN_LENGTH = {0, 0xFFFFFFFF}  # streaming writers' "length not known" data sizes
+_JUNK_AFTER_DATA = re.compile(r"Unknown chunk marker(?: \(([0-9A-Fa-f]+)\))? at position (\d+)"
+                              r"(?s:.*)Exiting parser")
+_FILE_LENGTH = re.compile(r"^Length\s*:\s*(\d+)", re.MULTILINE)
+
+
+def _data_bytes(header: str) -> str:
+    found = re.search(r"^data\s*:\s*(\d+)", header, re.MULTILINE)
+    return found[1] if found else "?"
+
+
+def _check_not_empty(path: str | Path) -> None:
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError:
+        return                          # missing or unreadable: soundfile says which
+    if empty:
+        raise AudioError(f"{path}: empty file (0 bytes)")
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:

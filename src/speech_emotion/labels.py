@@ -12,8 +12,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import audio
-from .ravdess import (ACTOR_DIR, AUDIO_SUFFIXES, INTENSITIES, NEUTRAL, RavdessNameError,
-                      Utterance, actor_dir, parse_name)
+from .ravdess import (ACTOR_DIR, ACTORS, AUDIO_SUFFIXES, INTENSITIES, NEUTRAL, RavdessNameError,
+                      Utterance, actor_dir, full_corpus, parse_name)
 
 COLUMNS = (
     "path", "stem", "modality", "vocal_channel", "emotion", "intensity", "statement",
@@ -98,6 +98,38 @@ def build_table(raw_root: Path, progress: bool = False) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "duplicate"])
     table["duplicate"] = table["md5"].duplicated(keep=False)
     return table.sort_values("path", ignore_index=True)[list(COLUMNS)]
+
+
+def coverage(table: pd.DataFrame) -> list[str]:
+    """What the table lacks against the full corpus (24 actors x 60 utterances): one line
+    for the absent actors and one per incomplete actor; [] when nothing is missing.
+    The pipeline runs on what is there (folds skip absent test actors, saying so)."""
+    present = {utt.stem for utt in map(parse_name, table["stem"])}
+    expected = full_corpus()
+    actors = set(int(a) for a in table["actor"])
+    notes = []
+    absent = [a for a in ACTORS if a not in actors]
+    if absent:
+        notes.append(f"{len(absent)} of {len(ACTORS)} actors absent: {_ranges(absent)}")
+    for actor in sorted(actors):
+        missing = [u.stem for u in expected if u.actor == actor and u.stem not in present]
+        if missing:
+            total = sum(u.actor == actor for u in expected)
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            notes.append(f"{actor_dir(actor)}: {total - len(missing)} of {total} utterances "
+                         f"(missing {shown})")
+    return notes
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[3, 7, 8, 9] -> '03, 07-09'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]:02d}" if len(r) == 1 else f"{r[0]:02d}-{r[-1]:02d}" for r in runs)
 
 
 def twins(table: pd.DataFrame) -> list[list[str]]:

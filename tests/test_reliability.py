@@ -1,0 +1,388 @@
+"""Reliability (issue 9), the fast part: the bad-input, fault and security cases that the
+other test files do not already cover. docs/RELIABILITY.md maps every case of the issue to
+the test that proves it; the slow, whole-pipeline cases are in test_reproduction.py.
+
+Bad input gives a clear error naming the file and the problem, and no partial output;
+odd but valid input (rates, bit depths, channels, an absent actor) works and says so.
+A full disk gives an error naming the output, and the previous output is untouched.
+Nothing untrusted is unpickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import runpy
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from speech_emotion import atomic, audio, checkpoint, features, labels, params, predict, store
+from speech_emotion.folds import make_folds
+
+from random_models import save_random_cell, small_feature_params
+from speech_emotion.folds import Fold
+
+REPO = Path(__file__).resolve().parents[1]
+# Two utterances of actor 01 and one of actor 02 from the session's synthetic corpus.
+SOURCES = ("Actor_01/03-01-03-01-02-02-01.wav", "Actor_01/03-01-05-02-01-01-01.wav",
+           "Actor_02/03-01-05-02-01-01-02.wav")
+BAD_NAME = "Actor_02/03-01-06-01-01-01-02"          # where a broken file goes (suffix added)
+
+
+def copy_raw(corpus: Path, root: Path, names=SOURCES) -> Path:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(corpus / name, root / name)
+    return root
+
+
+def chunk(data: bytes, name: bytes) -> int:
+    """Byte offset of the WAV chunk `name` (its 4-byte id)."""
+    return data.index(name, 12)
+
+
+# ---------------------------------------------------------------- broken files
+def truncated_flac(good: Path, dest: Path) -> None:
+    wave, rate = sf.read(str(good), dtype="int16")
+    sf.write(str(dest), wave, rate, subtype="PCM_16", format="FLAC")
+    data = dest.read_bytes()
+    dest.write_bytes(data[: len(data) // 2])               # STREAMINFO still says the full length
+
+
+def zero_bytes(good: Path, dest: Path) -> None:
+    dest.write_bytes(b"")
+
+
+def header_claims_more(good: Path, dest: Path) -> None:
+    """A complete file whose data chunk says twice the bytes it holds."""
+    data = bytearray(good.read_bytes())
+    at = chunk(data, b"data")
+    size = struct.unpack("<I", data[at + 4:at + 8])[0]
+    data[at + 4:at + 8] = struct.pack("<I", size * 2)
+    dest.write_bytes(bytes(data))
+
+
+def header_claims_less(good: Path, dest: Path) -> None:
+    """A complete file whose data chunk says half the bytes it holds: read as it claims,
+    half the audio would silently be lost."""
+    data = bytearray(good.read_bytes())
+    at = chunk(data, b"data")
+    size = struct.unpack("<I", data[at + 4:at + 8])[0]
+    data[at + 4:at + 8] = struct.pack("<I", size // 2)
+    dest.write_bytes(bytes(data))
+
+
+def corrupt_wav(good: Path, dest: Path) -> None:
+    data = bytearray(good.read_bytes())
+    data[20:36] = b"\xff" * 16                              # the fmt chunk: format, rate, ...
+    dest.write_bytes(bytes(data))
+
+
+BROKEN = {  # kind: (make, suffix, the problem the error must state)
+    "corrupt WAV": (corrupt_wav, ".wav", "unreadable audio"),
+    "truncated FLAC": (truncated_flac, ".flac", "unreadable audio"),
+    "zero-length file": (zero_bytes, ".wav", "empty file (0 bytes)"),
+    "header claims more data": (header_claims_more, ".wav", "truncated audio"),
+    "header claims less data": (header_claims_less, ".wav", "malformed WAV header"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_broken_file_is_named_by_labels_and_features(kind, synthetic_corpus, tmp_path):
+    make, suffix, problem = BROKEN[kind]
+    raw = copy_raw(synthetic_corpus, tmp_path / "raw")
+    bad = raw / f"{BAD_NAME}{suffix}"
+    make(raw / SOURCES[2], bad)
+    rel = bad.relative_to(raw).as_posix()
+
+    with pytest.raises(labels.LabelsError) as err:             # the labels stage's check
+        labels.build_table(raw)
+    assert err.value.problems == [f"{rel}: {problem}" + err.value.problems[0].split(problem, 1)[1]]
+    assert err.value.problems[0].startswith(f"{rel}: {problem}")
+
+    good = [raw / name for name in SOURCES]                    # the features stage's check
+    with pytest.raises(audio.AudioError, match=re.escape(f"{bad}: {problem}")):
+        features.extract_files(good[:2] + [bad] + good[2:], small_feature_params(),
+                               progress=False, workers=0)
+
+
+@pytest.mark.parametrize("kind", ["truncated FLAC", "header claims less data"])
+def test_labels_stage_stops_without_writing_data_csv(kind, synthetic_corpus, tmp_path,
+                                                     monkeypatch, capsys):
+    make, suffix, problem = BROKEN[kind]
+    raw = copy_raw(synthetic_corpus, tmp_path / "data" / "raw" / "ravdess")
+    make(raw / SOURCES[2], raw / f"{BAD_NAME}{suffix}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
+    assert f"{BAD_NAME}{suffix}: {problem}" in str(exit_.value.code)
+    assert not (tmp_path / "data" / "interim").exists()
+
+
+def test_a_wrong_riff_size_alone_is_harmless(synthetic_corpus, tmp_path):
+    """The RIFF size is wrong, the data chunk is right: every sample is read."""
+    good = synthetic_corpus / SOURCES[0]
+    data = bytearray(good.read_bytes())
+    data[4:8] = struct.pack("<I", len(data) * 3)
+    (tmp_path / "riff.wav").write_bytes(bytes(data))
+    assert np.array_equal(audio.read(tmp_path / "riff.wav")[0], audio.read(good)[0])
+
+
+# ---------------------------------------------------------------- odd but valid files
+ODD = {  # stem of actor 01 -> (sample rate, subtype, channels, container)
+    "03-01-02-01-01-01-01": (8000, "PCM_16", 1, "WAV"),
+    "03-01-02-01-01-02-01": (22050, "PCM_16", 1, "WAV"),
+    "03-01-02-01-02-01-01": (48000, "PCM_24", 1, "WAV"),
+    "03-01-02-01-02-02-01": (48000, "FLOAT", 1, "WAV"),
+    "03-01-03-01-01-01-01": (44100, "PCM_24", 2, "FLAC"),
+    "03-01-03-01-01-02-01": (48000, "PCM_16", 2, "WAV"),
+}
+
+
+def test_any_rate_depth_and_channel_count_goes_through_labels_and_features(synthetic_corpus,
+                                                                            tmp_path):
+    """8 and 22.05 kHz are resampled, 24-bit and float are read, stereo is mixed down;
+    the 24-bit and float copies of 16-bit audio give the same features as the original."""
+    from scipy.signal import resample_poly
+
+    raw = tmp_path / "raw" / "Actor_01"
+    raw.mkdir(parents=True)
+    original, rate = audio.read(synthetic_corpus / "Actor_01/03-01-02-01-01-01-01.wav")
+    mono = original[0]                                                     # 48 kHz
+    for stem, (new_rate, subtype, channels, container) in ODD.items():
+        wave = resample_poly(mono, new_rate, rate) if new_rate != rate else mono
+        wave = np.stack([wave] * channels, axis=1)
+        sf.write(str(raw / f"{stem}.{container.lower()}"), wave, new_rate, subtype=subtype,
+                 format=container)
+    table = labels.build_table(tmp_path / "raw")
+    facts = table.set_index("stem")[["sample_rate", "subtype", "channels"]]
+    for stem, (new_rate, subtype, channels, _) in ODD.items():
+        assert tuple(facts.loc[stem]) == (new_rate, subtype, channels)
+
+    p = params.load(REPO / "params.yaml").features
+    matrix = features.extract_files([tmp_path / "raw" / path for path in table["path"]], p,
+                                    progress=False, workers=0)
+    assert matrix.shape == (len(ODD), features.n_bins(p), features.n_frames(p))
+    assert np.isfinite(matrix).all()
+    by_stem = dict(zip(table["stem"], matrix))
+    reference = features.extract_files([synthetic_corpus / "Actor_01/03-01-02-01-01-01-01.wav"],
+                                       p, progress=False, workers=0)[0]
+    for stem in ("03-01-02-01-02-01-01", "03-01-02-01-02-02-01", "03-01-03-01-01-02-01"):
+        np.testing.assert_allclose(by_stem[stem], reference, atol=1e-3)   # same samples
+    for stem in ("03-01-02-01-01-01-01", "03-01-02-01-01-02-01", "03-01-03-01-01-01-01"):
+        # resampled: the same speech; 8 kHz has nothing above 4 kHz, so compare below it
+        low = slice(0, 40)                                              # mel bins < ~3 kHz
+        corr = np.corrcoef(by_stem[stem][low].ravel(), reference[low].ravel())[0, 1]
+        assert corr > 0.9, (stem, corr)
+
+
+# ---------------------------------------------------------------- an absent actor
+def test_an_absent_actor_runs_and_is_named(synthetic_corpus, synthetic_table, tmp_path,
+                                           monkeypatch, capsys):
+    """Actor 03 of the six synthetic actors is absent: data.csv is written for the rest,
+    the labels stage says which actors are absent, a fold that tests on actor 03 is
+    skipped with a message and the others run."""
+    raw = tmp_path / "data" / "raw" / "ravdess"
+    kept = synthetic_table[synthetic_table["actor"] != 3]
+    kept = kept[kept["actor"] <= 5]                               # actors 01, 02, 04, 05
+    for name in kept["path"]:
+        (raw / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(synthetic_corpus / name, raw / name)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "labels: not the full corpus: 20 of 24 actors absent: 03, 06-24" in out
+    table = labels.read_table(tmp_path / "data" / "interim" / "data.csv")
+    assert sorted(set(table["actor"])) == [1, 2, 4, 5] and len(table) == 240
+    messages = []
+    folds = make_folds(table["actor"], "loso", [1, 3, 4], 2, 0,
+                       log=lambda *a, **k: messages.append(" ".join(map(str, a))))
+    assert [f.number for f in folds] == [1, 4]
+    assert messages == ["fold 3: none of its test actors [3] is in the data; skipped"]
+
+
+def test_coverage_names_an_incomplete_actor(synthetic_table):
+    table = synthetic_table[~synthetic_table["stem"].isin(
+        ["03-01-08-02-02-02-05", "03-01-01-01-01-01-05"])]
+    notes = labels.coverage(table)
+    assert notes[0] == "18 of 24 actors absent: 07-24"
+    assert notes[1:] == ["Actor_05: 58 of 60 utterances "
+                         "(missing 03-01-01-01-01-01-05, 03-01-08-02-02-02-05)"]
+
+
+# ---------------------------------------------------------------- params.yaml
+@pytest.mark.parametrize("key, value, message", [
+    ("features.n_mels", "64", "'features.n_mels' must be int, got '64'"),
+    ("features.n_mel", 64, "unknown key(s) features.n_mel"),
+    ("train.epochs", 1.5, "'train.epochs' must be int, got 1.5"),
+])
+def test_a_bad_params_yaml_stops_the_stage_naming_the_key(key, value, message, tmp_path,
+                                                          monkeypatch):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    section, name = key.split(".")
+    raw[section][name] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(params.ParamsError) as err:
+        runpy.run_path(str(REPO / "stages" / "features.py"), run_name="__main__")
+    assert message in str(err.value) and "params.yaml" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+# ---------------------------------------------------------------- a full disk
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name)
+
+
+def test_disk_full_while_saving_a_checkpoint(tmp_path, monkeypatch):
+    folder = save_random_cell(tmp_path / "cnn-all", small_feature_params(),
+                              [Fold(1, (1,), (2, 3), (4,))])
+    path = checkpoint.path_for(folder, 1)
+    before = path.read_bytes()
+    saved = checkpoint.load(path)
+
+    def half_then_full(self, data):                      # half the bytes land, then ENOSPC
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        no_space()
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(OSError) as err:
+        checkpoint.save(path, saved)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert str(path) in str(err.value) and "No space left on device" in str(err.value)
+    monkeypatch.undo()
+    assert path.read_bytes() == before                      # the old checkpoint, whole
+    assert leftovers(tmp_path) == []
+
+
+def test_disk_full_while_writing_a_model_folder_keeps_the_old_one(tmp_path):
+    folder = tmp_path / "models" / "cnn-all"
+    folder.mkdir(parents=True)
+    (folder / "fold1.pt").write_bytes(b"old weights")
+    with pytest.raises(OSError, match=f"{re.escape(str(folder))} was not written"):
+        with atomic.atomic_dir(folder) as tmp:
+            (tmp / "fold1.pt").write_bytes(b"new weigh")
+            no_space()
+    assert [p.name for p in folder.iterdir()] == ["fold1.pt"]
+    assert (folder / "fold1.pt").read_bytes() == b"old weights"
+    assert leftovers(tmp_path) == []
+
+
+def test_disk_full_while_writing_features_keeps_the_old_store(tmp_path, monkeypatch,
+                                                              synthetic_table, synthetic_corpus):
+    """The features stage: HDF5 reports ENOSPC after the big matrix is written; the stage
+    fails naming data/processed/features.h5 and the store of the previous run is intact."""
+    table = synthetic_table.iloc[:4]
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    copy_raw(synthetic_corpus, tmp_path / "data" / "raw" / "ravdess", table["path"])
+    atomic.write_csv(tmp_path / "data" / "interim" / "data.csv", table)
+    monkeypatch.chdir(tmp_path)
+    stage = str(REPO / "stages" / "features.py")
+    runpy.run_path(stage, run_name="__main__")
+    out = tmp_path / "data" / "processed" / "features.h5"
+    before = out.read_bytes()
+
+    real = h5py.Group.create_dataset
+
+    def full_after_the_matrix(self, name, *args, **kwargs):
+        if name == store.INDEX:
+            no_space()
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", full_after_the_matrix)
+    with pytest.raises(OSError) as err:
+        runpy.run_path(stage, run_name="__main__")
+    assert err.value.errno == errno.ENOSPC
+    assert "data/processed/features.h5 was not written" in str(err.value)
+    assert out.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_writer_are_removed_by_the_next(tmp_path):
+    """SIGKILL leaves `.<name>.tmp-<pid>` behind; the next write of that output removes it,
+    but never the temporary file of a process that is still running."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    alive = str(os.getppid())
+    out = tmp_path / "metrics.json"
+    for pid in (dead, alive):
+        (tmp_path / f".metrics.json.tmp-{pid}").write_text("half")
+    (tmp_path / f".metrics.json.old-{dead}").mkdir()
+    atomic.write_json(out, {"ua": 0.5})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".metrics.json.tmp-{alive}",
+                                                          "metrics.json"]
+
+
+# ---------------------------------------------------------------- security
+class Payload:
+    """Unpickling this runs code: it writes a file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_a_malicious_checkpoint_is_refused_without_running_code(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    good = save_random_cell(tmp_path / "good", small_feature_params(),
+                            [Fold(1, (1,), (2, 3), (4,))])
+    bad_dir = tmp_path / "cnn-all"
+    bad_dir.mkdir()
+    saved = torch.load(good / "fold1.pt", weights_only=True)
+    saved["labels"] = Payload(marker)
+    torch.save(saved, bad_dir / "fold1.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="fold1.pt: not a loadable checkpoint"):
+        checkpoint.load(bad_dir / "fold1.pt")
+    audio_file = tmp_path / "x.wav"
+    sf.write(str(audio_file), np.zeros(8000, dtype=np.float32) + 0.01, 8000)
+    assert predict.main([str(audio_file), "--model", str(bad_dir)]) == 2
+    assert "not a loadable checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+    # the pickle does run code when loaded the unsafe way, so the test means something
+    torch.load(bad_dir / "fold1.pt", weights_only=False)
+    assert marker.read_text() == "code ran"
+
+
+UNSAFE = {  # pattern -> why it is unsafe on untrusted input
+    r"\bpickle\.loads?\(": "unpickles",
+    r"\bjoblib\.load\(|\bdill\.|\bcloudpickle\.|\bshelve\.|\bmarshal\.loads?\(": "unpickles",
+    r"\bread_pickle\(": "unpickles",
+    r"allow_pickle\s*=\s*True": "unpickles",
+    r"(?<![\w.])(eval|exec)\(": "evaluates code",
+    r"\byaml\.(load|unsafe_load|full_load)\(": "constructs Python objects",
+    r"yaml\.(Unsafe)?Loader\b": "constructs Python objects",
+    r"shell\s*=\s*True": "runs a shell",
+}
+
+
+def test_no_untrusted_data_is_unpickled_or_evaluated():
+    sources = sorted((REPO / "src").rglob("*.py")) + sorted((REPO / "stages").glob("*.py"))
+    assert len(sources) > 20
+    found = []
+    for path in sources:
+        text = path.read_text()
+        for pattern, why in UNSAFE.items():
+            found += [f"{path.relative_to(REPO)}: {m.group(0)} ({why})"
+                      for m in re.finditer(pattern, text)]
+        for call in re.finditer(r"torch\.load\(([^()]|\([^()]*\))*\)", text):
+            if "weights_only=True" not in call.group(0):
+                found.append(f"{path.relative_to(REPO)}: {call.group(0)} without weights_only=True")
+    assert found == []
