@@ -4,19 +4,13 @@ The descriptive analysis of the corpus (speech_emotion.describe): counts, durati
 silences, pitch and loudness, mean and example log-mel spectrograms.
 """
 
-from pathlib import Path
-
 from speech_emotion import atomic, describe, labels, params
-
-TABLE = Path("data/interim/data.csv")
-RAW = Path("data/raw/ravdess")
-FIGURES = Path("reports/figures")
-SUMMARY = Path("reports/summary.json")
+from speech_emotion.paths import DATA_CSV, FIGURES, RAW, SUMMARY
 
 
 def main() -> None:
     p = params.load()
-    table = describe.check_table(labels.read_table(TABLE), str(TABLE))  # before any output
+    table = describe.check_table(labels.read_table(DATA_CSV), str(DATA_CSV))  # before any output
     with atomic.atomic_dir(FIGURES) as figures:
         summary = describe.run(table, RAW, p.describe, p.features, figures)
     atomic.write_json(SUMMARY, summary)

@@ -6,12 +6,10 @@ verified, in data/downloads/) or local (`data.local_path`, a folder or a zip).
 
 import sys
 import time
-from pathlib import Path
 
 from speech_emotion import params, sources
+from speech_emotion.paths import DOWNLOADS, RAW
 
-RAW = Path("data/raw/ravdess")
-DOWNLOADS = Path("data/downloads")   # git-ignored cache of the Zenodo archive, not a DVC output
 
 
 def main() -> None:

@@ -2,14 +2,9 @@
 test actors -> metrics/<model>-<subset>.json, plots/confusion/<model>-<subset>.json."""
 
 import argparse
-from pathlib import Path
-
 from speech_emotion import atomic, labels, params, store
-from speech_emotion.evaluate import confusion_path, evaluate_cell, metrics_path
-
-DATA = Path("data/interim/data.csv")
-FEATURES = Path("data/processed/features.h5")
-MODELS = Path("models")
+from speech_emotion.evaluate import evaluate_cell
+from speech_emotion.paths import DATA_CSV, FEATURES, confusion_file, metrics_file, model_dir
 
 
 def main() -> None:
@@ -17,10 +12,10 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("subset")
     args = ap.parse_args()
-    result = evaluate_cell(MODELS / f"{args.model}-{args.subset}", args.subset,
-                           labels.read_table(DATA), store.read(FEATURES), params.load())
-    atomic.write_json(metrics_path(args.model, args.subset), result.metrics)
-    atomic.write_json(confusion_path(args.model, args.subset), result.confusion)
+    result = evaluate_cell(model_dir(args.model, args.subset), args.subset,
+                           labels.read_table(DATA_CSV), store.read(FEATURES), params.load())
+    atomic.write_json(metrics_file(args.model, args.subset), result.metrics)
+    atomic.write_json(confusion_file(args.model, args.subset), result.confusion)
     m = result.metrics
     print(f"{args.model}-{args.subset}: UA {m['ua']:.4f} WA {m['wa']:.4f} "
           f"macro-F1 {m['macro_f1']:.4f} over {m['n_folds']} fold(s), "

@@ -4,24 +4,19 @@ Every utterance of data.csv, in its order: read, mix down, resample, clip to a f
 length, log-mel or MFCC (params.yaml `features`); written to the HDF5 store atomically.
 """
 
-from pathlib import Path
-
 from speech_emotion import features, labels, params, store
-
-RAW = Path("data/raw/ravdess")
-TABLE = Path("data/interim/data.csv")
-OUT = Path("data/processed/features.h5")
+from speech_emotion.paths import DATA_CSV, FEATURES, RAW
 
 
 def main() -> None:
     feature_params = params.load().features
-    table = labels.read_table(TABLE)
+    table = labels.read_table(DATA_CSV)
     try:
         matrix = features.extract_files([RAW / path for path in table["path"]], feature_params)
     except features.AudioError as err:  # names the file; no features.h5 is written
         raise SystemExit(f"features: {err}") from None
-    store.write(OUT, table, matrix, feature_params)
-    print(f"{OUT}: {matrix.shape[0]} utterances x {matrix.shape[1]} bins x "
+    store.write(FEATURES, table, matrix, feature_params)
+    print(f"{FEATURES}: {matrix.shape[0]} utterances x {matrix.shape[1]} bins x "
           f"{matrix.shape[2]} frames ({feature_params.kind})")
 
 

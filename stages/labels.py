@@ -4,12 +4,9 @@ Validates every file name and every audio file; one error lists every offending 
 """
 
 import sys
-from pathlib import Path
 
 from speech_emotion import atomic, labels
-
-RAW = Path("data/raw/ravdess")
-TABLE = Path("data/interim/data.csv")
+from speech_emotion.paths import DATA_CSV, RAW
 
 
 def main() -> None:
@@ -17,9 +14,9 @@ def main() -> None:
         table = labels.build_table(RAW, progress=True)
     except labels.LabelsError as err:
         sys.exit(f"labels: {err}")
-    atomic.write_csv(TABLE, table)
+    atomic.write_csv(DATA_CSV, table)
     stereo = table.loc[table["channels"] > 1, "path"].tolist()
-    print(f"labels: {len(table)} utterances of {table['actor'].nunique()} actors -> {TABLE}")
+    print(f"labels: {len(table)} utterances of {table['actor'].nunique()} actors -> {DATA_CSV}")
     print(f"labels: {len(stereo)} stereo file(s): {', '.join(stereo) or 'none'}")
     for note in labels.coverage(table):     # runs on what is there, and says what is not
         print(f"labels: not the full corpus: {note}")

@@ -7,19 +7,15 @@ group side by side), plots/latents/<variant>-<subset>-{projections,probes}.png.
 """
 
 import argparse
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from speech_emotion import atomic, labels, params
-from speech_emotion.evaluate import metrics_path
+from speech_emotion.paths import DATA_CSV, LATENT_PLOTS, cell, metrics_file, model_dir
 from speech_emotion.folds import make_folds
 from speech_emotion.probe import PNG_METADATA, groups_figure, probe_cell, projection_figure
 from speech_emotion.representation import group_columns, read_latents, subset_table
 
-DATA = Path("data/interim/data.csv")
-MODELS = Path("models")
-PLOTS = Path("plots/latents")
 
 
 def main() -> None:
@@ -27,29 +23,29 @@ def main() -> None:
     ap.add_argument("variant")
     ap.add_argument("subset")
     args = ap.parse_args()
-    cell = f"{args.variant}-{args.subset}"
+    name = cell(args.variant, args.subset)
     p = params.load()
-    table = subset_table(labels.read_table(DATA), args.subset)
+    table = subset_table(labels.read_table(DATA_CSV), args.subset)
     split = p.split
     folds = make_folds(table["actor"], split.protocol, split.folds, split.validation_actors,
                        split.seed)
-    latents = read_latents(MODELS / cell, folds)
+    latents = read_latents(model_dir(args.variant, args.subset), folds)
 
     result = probe_cell(latents, table, folds, args.subset, p.probe)
-    atomic.write_json(metrics_path(args.variant, args.subset), result)
+    atomic.write_json(metrics_file(args.variant, args.subset), result)
 
     primary = result["representation"]
     figures = {
         "projections": projection_figure(latents[folds[0].number],
                                          group_columns(latents[folds[0].number])[primary],
-                                         table, folds[0], p.probe, f"{cell} {primary}"),
-        "probes": groups_figure(result, f"{cell}: linear probes per latent group"),
+                                         table, folds[0], p.probe, f"{name} {primary}"),
+        "probes": groups_figure(result, f"{name}: linear probes per latent group"),
     }
-    for name, fig in figures.items():
-        with atomic.atomic_path(PLOTS / f"{cell}-{name}.png") as tmp:
+    for figure, fig in figures.items():
+        with atomic.atomic_path(LATENT_PLOTS / f"{name}-{figure}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=90, metadata=PNG_METADATA)
         plt.close(fig)
-    print(f"{cell} ({primary}): emotion UA {result['ua']:.4f} WA {result['wa']:.4f} "
+    print(f"{name} ({primary}): emotion UA {result['ua']:.4f} WA {result['wa']:.4f} "
           f"macro-F1 {result['macro_f1']:.4f}; speaker accuracy {result['speaker_acc']} "
           f"(chance {result['speaker_chance']}) over {result['n_folds']} fold(s)")
 

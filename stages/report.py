@@ -1,9 +1,7 @@
 """report stage: metrics/*.json -> reports/results.md (the results table for the README)."""
 
 from speech_emotion import atomic, report
-
-METRICS = "metrics"
-RESULTS = "reports/results.md"
+from speech_emotion.paths import METRICS, RESULTS
 
 
 def main() -> None:

@@ -1,20 +1,15 @@
 """split stage: data/interim/data.csv -> data_strong.csv and data_normal.csv (by intensity)."""
 
-from pathlib import Path
-
 from speech_emotion import atomic, labels
-
-TABLE = Path("data/interim/data.csv")
-OUTPUTS = {"strong": Path("data/interim/data_strong.csv"),
-           "normal": Path("data/interim/data_normal.csv")}
+from speech_emotion.paths import DATA_CSV, intensity_csv
 
 
 def main() -> None:
-    parts = labels.split_by_intensity(labels.read_table(TABLE))
+    parts = labels.split_by_intensity(labels.read_table(DATA_CSV))
     for name, part in parts.items():
-        atomic.write_csv(OUTPUTS[name], part)
+        atomic.write_csv(intensity_csv(name), part)
         print(f"split: {name}: {len(part)} utterances, "
-              f"{part['emotion_name'].nunique()} emotions -> {OUTPUTS[name]}")
+              f"{part['emotion_name'].nunique()} emotions -> {intensity_csv(name)}")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,12 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 """
 
 import argparse
-from pathlib import Path
 
 import torch
 from dvclive import Live
 
 from speech_emotion import atomic, checkpoint, labels, params, store, training
-
-DATA = Path("data/interim/data.csv")
-FEATURES = Path("data/processed/features.h5")
-MODELS = Path("models")
-LOGS = Path("logs/train")
+from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
 
 
 def main() -> None:
@@ -24,20 +19,20 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("subset")
     args = ap.parse_args()
-    cell = f"{args.model}-{args.subset}"
+    name = cell(args.model, args.subset)
     p = params.load()
     if p.train.threads:
         torch.set_num_threads(p.train.threads)
-    table = labels.read_table(DATA)
-    feature_set = store.read(FEATURES)
-    store.check_params(feature_set.attrs, p.features)
-    features = feature_set.features[feature_set.rows(table["path"])]   # rows of data.csv
+    table = labels.read_table(DATA_CSV)
+    feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
+    features = feature_set.features
 
     if not training.is_main_process():      # torchrun ranks > 0 train, rank 0 writes
         training.train_cell(args.model, args.subset, p, table, features, feature_set.attrs,
                             save=lambda k, c: None, progress=False, log=lambda *a, **k: None)
         return
-    with atomic.atomic_dir(MODELS / cell) as model_dir, atomic.atomic_dir(LOGS / cell) as logs:
+    with atomic.atomic_dir(model_dir(args.model, args.subset)) as out, \
+            atomic.atomic_dir(TRAIN_LOGS / name) as logs:
         # dvclive only writes the per-epoch TSVs here (no end(): no summary, no git/DVC calls)
         live = Live(str(logs), save_dvc_exp=False, dvcyaml=None, report=None)
 
@@ -50,11 +45,11 @@ def main() -> None:
 
         summaries = training.train_cell(
             args.model, args.subset, p, table, features, feature_set.attrs,
-            save=lambda k, c: checkpoint.save(checkpoint.path_for(model_dir, k), c),
+            save=lambda k, c: checkpoint.save(checkpoint.path_for(out, k), c),
             on_epoch=log_epoch)
-        atomic.write_json(logs / "summary.json", {"cell": cell, "folds": summaries})
+        atomic.write_json(logs / "summary.json", {"cell": name, "folds": summaries})
     for s in summaries:
-        print(f"{cell} fold {s['fold']}: best epoch {s['best_epoch']}/{s['epochs_run']}, "
+        print(f"{name} fold {s['fold']}: best epoch {s['best_epoch']}/{s['epochs_run']}, "
               f"validation UA {s['validation']['ua']:.4f} (actors not in test), "
               f"{s['parameters']} parameters, {s['seconds_per_epoch']:.1f} s/epoch")
 

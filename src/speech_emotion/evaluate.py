@@ -30,23 +30,6 @@ from .ravdess import SUBSETS
 from .store import FeatureSet, check_params
 
 
-METRICS_DIR = Path("metrics")
-CONFUSION_DIR = Path("plots/confusion")
-
-
-def cell_name(model: str, subset: str) -> str:
-    """The cell key of the train / evaluate matrix: `cnn-all`, `cnn_transformer-strong`."""
-    return f"{model}-{subset}"
-
-
-def metrics_path(model: str, subset: str) -> Path:
-    return METRICS_DIR / f"{cell_name(model, subset)}.json"
-
-
-def confusion_path(model: str, subset: str) -> Path:
-    return CONFUSION_DIR / f"{cell_name(model, subset)}.json"
-
-
 class EvaluateError(ValueError):
     """A checkpoint that does not belong to this cell, fold or feature store."""
 

@@ -35,11 +35,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import features
+from . import features, paths
 from .audio import AudioError
 from .params import FeatureParams
 
-DEFAULT_MODEL = Path("models/cnn-all")
+DEFAULT_MODEL = paths.model_dir("cnn", "all")
 DECIMALS = 4
 
 

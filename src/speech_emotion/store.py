@@ -137,6 +137,19 @@ def read(path: str | Path) -> FeatureSet:
     return FeatureSet(features, index, attrs)
 
 
+def read_aligned(path: str | Path, table: pd.DataFrame, params: FeatureParams) -> FeatureSet:
+    """The store's features in the row order of `table` (data.csv), checked against `params`.
+
+    What every stage that trains or scores on the store starts with: refuse features made
+    with other params, then line the matrix up with the table it was given.
+    """
+    feature_set = read(path)
+    check_params(feature_set.attrs, params)
+    rows = feature_set.rows(table["path"])
+    return FeatureSet(feature_set.features[rows], feature_set.index.iloc[rows].reset_index(drop=True),
+                      feature_set.attrs)
+
+
 def check_params(attrs: dict[str, Any], params: FeatureParams) -> None:
     """Raise StoreError when the features were made with other `features` params."""
     wanted = dataclasses.asdict(params)
