@@ -1,0 +1,213 @@
+"""Reliability (issue 9), the whole pipeline: `dvc repro` on a reduced config in two fresh
+copies gives the same dvc.lock (data, features, figures, models, metrics); a second
+`dvc repro` runs nothing; changing one model's param re-runs only that model's cells; a
+stage killed with SIGKILL half-way leaves no partial output and the next `dvc repro`
+completes (and gives back the same dvc.lock).
+
+The one output that cannot be byte-stable is `logs/train/<cell>/summary.json`: it records
+the wall-clock seconds per epoch. Every other figure in it must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_pipeline import VENV_BIN, copy_project, dvc, write_params
+
+pytestmark = pytest.mark.slow
+
+# Every stage of dvc.yaml on 4 synthetic actors (fold 1 tests actor 01), both classifiers
+# (tiny, one epoch) on the `all` subset, the log-mel statistics baseline of the probes.
+TINY = {
+    "data.source": "synthetic",
+    "data.synthetic.actors": 4,
+    "split.folds": [1],
+    "features.duration_s": 1.0,
+    "features.n_mels": 32,
+    "train.models": ["cnn", "cnn_transformer"],
+    "train.subsets": ["all"],
+    "train.epochs": 1,
+    "train.patience": 1,
+    "train.device": "cpu",
+    "train.threads": 1,
+    "cnn.channels": [4, 8],
+    "cnn_transformer.channels": [4, 8],
+    "cnn_transformer.d_model": 16,
+    "cnn_transformer.n_heads": 2,
+    "cnn_transformer.n_layers": 1,
+    "cnn_transformer.dim_feedforward": 32,
+    "represent.variants": ["logmel_stats"],
+    "represent.subsets": ["all"],
+}
+CELLS = ("cnn-all", "cnn_transformer-all")
+# Outputs whose bytes depend on the clock, and the keys that do.
+NOT_BYTE_STABLE = {f"logs/train/{cell}/summary.json": "seconds_per_epoch" for cell in CELLS}
+# What the issue asks to be byte-identical: data, features, models, metrics (and the rest).
+MUST_MATCH = ("data/raw/ravdess", "data/interim/data.csv", "data/processed/features.h5",
+              "models/cnn-all", "models/cnn_transformer-all", "models/logmel_stats-all",
+              "metrics/cnn-all.json", "metrics/cnn_transformer-all.json",
+              "metrics/logmel_stats-all.json", "reports/figures", "reports/summary.json",
+              "reports/results.md")
+GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+
+
+def env(project: Path, **extra: str) -> dict[str, str]:
+    return dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                PYTHONPATH=str(project / "src"), DVC_NO_ANALYTICS="1", **GIT_ENV, **extra)
+
+
+def start_repro(project: Path, *args: str, **extra_env: str) -> subprocess.Popen:
+    """`dvc repro` in its own process group (so that a test can kill all of it)."""
+    return subprocess.Popen([str(VENV_BIN / "dvc"), "repro", *args], cwd=project,
+                            env=env(project, **extra_env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, f"dvc repro failed ({proc.returncode}):\n{out[-5000:]}"
+    return out
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def outputs(lock_text: str) -> dict[str, dict]:
+    """Path -> hash entry of every stage output in a dvc.lock."""
+    lock = yaml.safe_load(lock_text)
+    return {out["path"]: {k: v for k, v in out.items() if k != "path"}
+            for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def without_clock(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    key = NOT_BYTE_STABLE[next(k for k in NOT_BYTE_STABLE if path.as_posix().endswith(k))]
+    for fold in data["folds"]:
+        fold.pop(key)
+    return data
+
+
+def leftovers(project: Path) -> list[str]:
+    """Temporary files of interrupted writers (speech_emotion.atomic names them so)."""
+    return sorted(p.relative_to(project).as_posix() for p in project.rglob(".*")
+                  if re.search(r"\.(tmp|old)-\d+$", p.name) and ".dvc" not in p.parts
+                  and ".git" not in p.parts)
+
+
+def contents(path: Path) -> dict[str, bytes] | None:
+    """The bytes of a file or of every file of a folder; None when it does not exist."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two fresh copies of the project on TINY (same files, other folders and another
+    PYTHONHASHSEED), `dvc repro` in both at once; their dvc.lock texts as they were."""
+    base = tmp_path_factory.mktemp("reproduction")
+    first = copy_project(base / "first")
+    write_params(first, TINY)
+    subprocess.run(["git", "add", "-A"], cwd=first, check=True, env=env(first))
+    subprocess.run(["git", "commit", "-qm", "tiny config"], cwd=first, check=True, env=env(first))
+    second = base / "second"
+    shutil.copytree(first, second, symlinks=True)
+    start = time.perf_counter()
+    procs = {"first": start_repro(first, PYTHONHASHSEED="0"),
+             "second": start_repro(second, PYTHONHASHSEED="12345")}
+    logs = {name: finish(proc) for name, proc in procs.items()}
+    print(f"two fresh `dvc repro` runs side by side: {time.perf_counter() - start:.0f} s")
+    return {"first": first, "second": second, "logs": logs,
+            "locks": {"first": (first / "dvc.lock").read_text(),
+                      "second": (second / "dvc.lock").read_text()}}
+
+
+def test_two_fresh_runs_give_the_same_dvc_lock(runs):
+    first, second = (outputs(runs["locks"][name]) for name in ("first", "second"))
+    assert set(first) == set(second)
+    assert set(MUST_MATCH) <= set(first), sorted(set(MUST_MATCH) - set(first))
+    differ = sorted(path for path in first if first[path] != second[path])
+    assert differ == sorted(NOT_BYTE_STABLE) or differ == [], differ
+    for path in NOT_BYTE_STABLE:     # everything but the clock is equal
+        assert without_clock(runs["first"] / path) == without_clock(runs["second"] / path)
+    # deps and params too: the lock files differ only in those outputs' hashes
+    strip = re.compile(r"(md5: [0-9a-f]+|size: \d+)")
+    a, b = (runs["locks"][name].splitlines() for name in ("first", "second"))
+    assert len(a) == len(b)
+    assert [(x, y) for x, y in zip(a, b) if x != y and strip.sub("", x) != strip.sub("", y)] == []
+    # the 4-actor corpus runs and says what it lacks
+    assert "labels: not the full corpus: 20 of 24 actors absent: 05-24" in runs["logs"]["first"]
+
+
+def test_a_second_repro_runs_nothing(runs):
+    project = runs["first"]
+    start = time.perf_counter()
+    again = dvc(project, "repro")
+    seconds = time.perf_counter() - start
+    print(f"second `dvc repro`: {seconds:.1f} s, nothing run")   # shown with pytest -s
+    assert stages_run(again) == set(), again
+    assert json.loads(dvc(project, "status", "--json").strip() or "{}") == {}
+
+
+def test_one_models_param_reruns_only_its_cells(runs):
+    project = runs["second"]
+    other = {p.name: p.read_bytes() for p in (project / "models/cnn_transformer-all").iterdir()}
+    write_params(project, {"cnn.dropout": 0.3})
+    status = json.loads(dvc(project, "status", "--json"))
+    assert status == {"train@cnn-all": [{"changed deps": {"params.yaml": {"cnn": "modified"}}}]}
+    ran = stages_run(dvc(project, "repro"))
+    # evaluate follows its model; report follows metrics/ (when the figures moved)
+    assert {"train@cnn-all", "evaluate@cnn-all"} <= ran <= \
+        {"train@cnn-all", "evaluate@cnn-all", "report"}, ran
+    assert {p.name: p.read_bytes()
+            for p in (project / "models/cnn_transformer-all").iterdir()} == other
+
+
+def test_a_stage_killed_half_way_leaves_no_partial_output(runs):
+    """SIGKILL the whole `dvc repro` (DVC and the train stage) once the stage has written
+    an epoch of logs into its temporary folders; nothing partial is in an output's place,
+    the next `dvc repro` completes, and with the params back the lock is as before."""
+    project = runs["first"]
+    cell_outputs = ("models/cnn-all", "logs/train/cnn-all/summary.json",
+                    "logs/train/cnn-all/plots/metrics")
+    before = {path: contents(project / path) for path in cell_outputs}
+    write_params(project, {"train.epochs": 30, "train.patience": 30})   # seconds of training
+    proc = start_repro(project)
+    deadline = time.monotonic() + 300
+    logs = project / "logs" / "train"
+    while not list(logs.glob(".cnn-all.tmp-*/plots/metrics/fold1/train/loss.tsv")):
+        assert proc.poll() is None, f"the stage ended before it could be killed:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, "the train stage never started writing"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert leftovers(project), "killed before it wrote anything"
+    # nothing partial where an output belongs: the old output or nothing (DVC removes a
+    # stage's outputs before it runs it)
+    for path in cell_outputs:
+        assert contents(project / path) in (before[path], None), path
+
+    ran = stages_run(finish(start_repro(project)))
+    assert "train@cnn-all" in ran
+    assert (project / "models/cnn-all/fold1.pt").is_file()
+    assert leftovers(project) == []                       # the next run removed them
+    assert json.loads(dvc(project, "status", "--json").strip() or "{}") == {}
+
+    write_params(project, {"train.epochs": 1, "train.patience": 1})
+    finish(start_repro(project))
+    assert outputs((project / "dvc.lock").read_text()) == outputs(runs["locks"]["first"])
