@@ -59,8 +59,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _remove(tmp)
         if err.errno is None or err.filename is not None:
             raise
-        raise OSError(err.errno, f"{err.strerror or err}; {path} was not written",
-                      str(path)) from err
+        raise OSError(err.errno, f"{err.strerror or err}; not written", str(path)) from err
     except BaseException:
         _remove(tmp)
         raise
