@@ -16,11 +16,13 @@ folds) per system and subset, and the wall time of each neural training.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,22 @@ def neural_metrics(name: str, table: pd.DataFrame, feature_set: store.FeatureSet
     return result.metrics, seconds
 
 
+def cached_features(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path | None,
+                    workdir: Path) -> store.FeatureSet:
+    """The features stage's features of `table`, read from `cache` when the same features
+    section and the same files (by md5) made them before; otherwise extracted (and cached)."""
+    settings = {k: v for k, v in asdict(p.features).items() if k != "batch_size"}
+    key = hashlib.sha256(json.dumps([settings, list(table["path"]), list(table["md5"])],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache / f"features-{key}.h5") if cache else workdir / "features.h5"
+    if not path.is_file():
+        matrix = features.extract_files([raw / f for f in table["path"]], p.features)
+        if cache:
+            cache.mkdir(parents=True, exist_ok=True)
+        store.write(path, table, matrix, p.features)                  # atomically
+    return store.read(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True,
@@ -90,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a param, as in dvc exp run -S")
     parser.add_argument("--out", type=Path, help="write every metrics dict here as JSON")
+    parser.add_argument("--features-cache", type=Path, metavar="DIR",
+                        help="keep the pipeline's features here, one HDF5 file per features "
+                             "section, and reuse them on later runs with the same data")
     args = parser.parse_args(argv)
 
     overrides = {"split.folds": args.folds, **parse_overrides(args.set)}
@@ -105,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         feature_set = None
         if any(s in NEURAL for s in args.systems):
             start = time.perf_counter()
-            matrix = features.extract_files([raw / p for p in table["path"]], base.features)
-            store.write(workdir / "features.h5", table, matrix, base.features)
-            feature_set = store.read(workdir / "features.h5")
+            feature_set = cached_features(table, raw, base, args.features_cache, workdir)
             print(f"features: {time.perf_counter() - start:.1f} s", file=sys.stderr)
         for system in args.systems:
             x = (baselines.features_for(system, table, raw)

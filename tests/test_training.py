@@ -181,3 +181,21 @@ def test_a_broken_checkpoint_is_named(tmp_path):
     torch.save({"model": "cnn"}, bad)
     with pytest.raises(checkpoint.CheckpointError, match="lacks state_dict"):
         checkpoint.load(bad)
+
+
+@pytest.mark.parametrize("how", ["level", "bins"])
+def test_utterance_norm_uses_only_the_utterance_itself(how):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 5, 30)).astype(np.float32)
+    stats = training.fit_normalisation(x, how)
+    louder = x.copy()
+    louder[0] += 12.0                              # the same utterance, 12 dB louder
+    z = training.normalise(torch.from_numpy(x), stats)
+    z_loud = training.normalise(torch.from_numpy(louder), stats)
+    assert torch.allclose(z, z_loud, atol=1e-5)    # its own level is taken away...
+    alone = training.normalise(torch.from_numpy(x[:1]), stats)
+    assert torch.allclose(alone, z[:1], atol=1e-6)  # ...and no other utterance is needed
+    if how == "bins":
+        assert torch.allclose(z.mean(dim=2), torch.zeros(6, 5), atol=1e-5)
+    plain = training.fit_normalisation(x)
+    assert not torch.allclose(training.normalise(torch.from_numpy(louder), plain)[0], z[0])

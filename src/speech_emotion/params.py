@@ -148,6 +148,7 @@ class TrainParams:
     monitor: Literal["ua", "loss"]  # the validation figure for early stopping and selection
     label_smoothing: float
     class_weighting: Literal["none", "balanced"]
+    utterance_norm: Literal["none", "level", "bins"]  # each utterance's own mean taken away
     optim: OptimParams
     augment: AugmentParams
 

@@ -88,16 +88,37 @@ def init_distributed(device: torch.device) -> Distributed:
 
 
 # ---------------------------------------------------------------- normalisation
-def fit_normalisation(features: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-bin mean and std (F,) over every frame of `features` (N, F, T)."""
-    x = torch.as_tensor(features, dtype=torch.float64)
+def centre_utterances(features: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, F, T) -> (B, F, T) with each utterance's own mean taken away (no other utterance's
+    statistics: what a deployed model knows). `none`: unchanged; `level`: the mean over
+    bins and frames (the recording level); `bins`: each bin's mean over frames (the
+    spectral envelope of speaker, microphone and room, as cepstral mean normalisation)."""
+    if how == "none":
+        return features
+    if how == "level":
+        return features - features.mean(dim=(1, 2), keepdim=True)
+    if how == "bins":
+        return features - features.mean(dim=2, keepdim=True)
+    raise ValueError(f"train.utterance_norm: unknown {how!r} (none | level | bins)")
+
+
+def fit_normalisation(features: np.ndarray | torch.Tensor,
+                      utterance: str = "none") -> dict[str, Any]:
+    """Per-bin mean and std (F,) over every frame of `features` (N, F, T), after
+    `centre_utterances(features, utterance)`, which `normalise` then applies first."""
+    x = centre_utterances(torch.as_tensor(features, dtype=torch.float64), utterance)
     mean = x.mean(dim=(0, 2))
     std = x.std(dim=(0, 2)).clamp(min=STD_FLOOR)
-    return {"mean": mean.float(), "std": std.float()}
+    stats: dict[str, Any] = {"mean": mean.float(), "std": std.float()}
+    if utterance != "none":
+        stats["utterance"] = utterance
+    return stats
 
 
-def normalise(features: torch.Tensor, normalisation: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, F, T) -> (B, F, T), zero mean and unit variance per bin (training statistics)."""
+def normalise(features: torch.Tensor, normalisation: dict[str, Any]) -> torch.Tensor:
+    """(B, F, T) -> (B, F, T): the utterance's own centring (if the statistics were fitted
+    with one), then zero mean and unit variance per bin (training statistics)."""
+    features = centre_utterances(features, normalisation.get("utterance", "none"))
     mean = normalisation["mean"].to(features.device)[:, None]
     std = normalisation["std"].to(features.device)[:, None]
     return (features - mean) / std
@@ -288,7 +309,7 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
     shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
 
-    normalisation = fit_normalisation(data.x_train)
+    normalisation = fit_normalisation(data.x_train, train.utterance_norm)
     augment = Augment(train.augment, normalisation)
     x_train = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
