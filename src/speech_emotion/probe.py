@@ -180,8 +180,9 @@ def projection_figure(latents: pd.DataFrame, columns: list[str], table: pd.DataF
     fit = np.sort(np.concatenate([sides.train, sides.validation]))
     pca = PCA(n_components=2, random_state=params.seed).fit(x[fit]).transform(x)
     perplexity = min(params.tsne_perplexity, (len(x) - 1) / 3)
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca",
-                random_state=params.seed).fit_transform(x)
+    with threadpool_limits(1):   # BLAS threads spinning beside t-SNE made it 20x slower
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca",
+                    random_state=params.seed).fit_transform(x)
     test = np.isin(table["actor"].to_numpy(), fold.test_actors)
     colourings = {"emotion": table["emotion_name"].to_numpy(),
                   "actor": table["actor"].to_numpy()}
