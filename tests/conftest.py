@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 SYNTHETIC_ACTORS = 6
 SYNTHETIC_SEED = 0
@@ -40,3 +41,13 @@ def ravdess_dev() -> Path:
     if not (RAVDESS_DEV / "Actor_01").is_dir():
         pytest.skip(f"{RAVDESS_DEV} not present")
     return RAVDESS_DEV
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test on one torch thread: tiny models train faster, and CI's two cores are shared
+    (idle intra-op threads spinning beside another process cost far more than they give)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

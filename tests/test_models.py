@@ -15,15 +15,6 @@ from speech_emotion.params import ParamsError
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, and the CI machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def configs():
     p = params.load(PARAMS)

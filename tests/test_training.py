@@ -11,15 +11,6 @@ import torch
 from speech_emotion import checkpoint, params, training
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, and the CI machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 FEATURE_PARAMS = {"kind": "logmel", "n_mels": 16}
 TINY = {
     "train.epochs": 5, "train.batch_size": 16, "train.patience": 10, "train.device": "cpu",
