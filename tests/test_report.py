@@ -34,10 +34,11 @@ def test_table_rows_values_order_and_fold_actors(tmp_path):
     assert [r.name for r in rows] == ["cnn-all", "cnn-strong", "cnn_transformer-all"]
     text = report.markdown(rows)
     lines = text.splitlines()
-    assert lines[0] == "| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) |"
-    assert lines[2] == "| cnn | all | 1 | 50.0 | 50.0 | 33.3 |"
-    assert lines[3] == "| cnn | strong | 1, 2 | 75.0 ± 35.4 | 75.0 | 66.7 |"
-    assert lines[4] == "| cnn_transformer | all | 1 | 75.0 | 75.0 | 73.3 |"
+    assert lines[0] == ("| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) "
+                        "| speaker probe (%) |")
+    assert lines[2] == "| cnn | all | 1 | 50.0 | 50.0 | 33.3 | - |"
+    assert lines[3] == "| cnn | strong | 1, 2 | 75.0 ± 35.4 | 75.0 | 66.7 | - |"
+    assert lines[4] == "| cnn_transformer | all | 1 | 75.0 | 75.0 | 73.3 | - |"
     assert "fold 1: 01, 02" in text and "fold 2: 04" in text
     assert report.markdown(report.read_rows(tmp_path)) == text     # deterministic
 
@@ -49,6 +50,14 @@ def test_fold_ranges_and_differing_actor_sets(tmp_path):
     text = report.markdown(report.read_rows(tmp_path))
     assert "| beta_vae | normal | 1-6 | 100.0 ± 0.0 |" in text
     assert "fold 1: 01 / 09" in text
+
+
+def test_representation_rows_show_the_speaker_probe(tmp_path):
+    _write_metrics(tmp_path, "fhvae-all", {1: [(1, "a", "a"), (2, "b", "a")]}, "all")
+    path = tmp_path / "fhvae-all.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "speaker_acc": 0.625}))
+    text = report.markdown(report.read_rows(tmp_path))
+    assert "| fhvae | all | 1 | 50.0 | 50.0 | 33.3 | 62.5 |" in text
 
 
 def test_names_without_a_subset_are_kept_whole():

@@ -34,6 +34,7 @@ class Row:
     wa: float
     macro_f1: float
     folds: dict[int, tuple[int, ...]]   # fold number -> test actors that ran
+    speaker_acc: float | None = None    # representation probes only: speaker-probe accuracy
 
 
 def read_row(path: str | Path) -> Row:
@@ -48,9 +49,11 @@ def read_row(path: str | Path) -> Row:
         folds = {int(name.removeprefix("fold")): tuple(int(a) for a in fold["test_actors"])
                  for name, fold in data["folds"].items()}
         sd = data["ua_sd"]
+        speaker = data.get("speaker_acc")
         return Row(path.stem, model, subset, _number(data["ua"]),
                    None if sd is None else _number(sd),
-                   _number(data["wa"]), _number(data["macro_f1"]), folds)
+                   _number(data["wa"]), _number(data["macro_f1"]), folds,
+                   None if speaker is None else _number(speaker))
     except (KeyError, TypeError, ValueError) as err:
         raise ReportError(f"{path}: not in the metrics schema (problem with {err})") from None
 
@@ -74,19 +77,23 @@ def markdown(rows: list[Row]) -> str:
     if not rows:
         raise ReportError("no metrics files to report")
     lines = [
-        "| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) |",
-        "|---|---|---|---:|---:|---:|",
+        "| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) | speaker probe (%) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
         ua = _percent(row.ua)
         if row.ua_sd is not None:
             ua += f" ± {_percent(row.ua_sd)}"
         lines.append(f"| {row.model} | {row.subset or '-'} | {_fold_list(row.folds)} | {ua} | "
-                     f"{_percent(row.wa)} | {_percent(row.macro_f1)} |")
+                     f"{_percent(row.wa)} | {_percent(row.macro_f1)} | "
+                     f"{'-' if row.speaker_acc is None else _percent(row.speaker_acc)} |")
     lines += ["", "UA: unweighted accuracy (balanced accuracy, the mean per-class recall); "
               "WA: weighted accuracy (plain accuracy); both and macro-F1 are means over the "
               "folds, ± the sample standard deviation of UA over folds (shown with two "
-              "folds or more). Every figure is on the test actors of a fold only.", ""]
+              "folds or more). Every figure is on the test actors of a fold only. "
+              "Speaker probe (representations only): accuracy of a linear probe naming the "
+              "test actors from the same latents, fitted on one repetition and scored on the "
+              "other; lower means the representation carries less speaker identity.", ""]
     lines.append("Test actors per fold: " + "; ".join(
         f"fold {number}: {actors}" for number, actors in _fold_actors(rows).items()) + ".")
     return "\n".join(lines) + "\n"
