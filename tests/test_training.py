@@ -122,7 +122,7 @@ def test_spec_augment_masks_with_the_mean_after_normalising():
 
 
 def test_noise_on_mfcc_features_is_refused():
-    p = tiny_params()
+    p = tiny_params(**{"train.augment.noise.enabled": True})
     with pytest.raises(ValueError, match="augment.noise needs features.kind = logmel"):
         training.train_fold("cnn", p.cnn, p.train, fold_data(), LABELS, seed=0,
                             feature_params={"kind": "mfcc"}, progress=False)
