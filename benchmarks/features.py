@@ -6,6 +6,7 @@ The librosa side is what most SER repositories do: one file at a time, in one pr
 
     python benchmarks/features.py                      # ../shared/ravdess-dev, 720 files
     python benchmarks/features.py --root DIR --limit 100
+    python benchmarks/features.py --as-wav          # the same samples as 16-bit WAV files
 
 Prints files/s for each and their ratio (measured in this run, alternating the two
 `--repeat` times and keeping the best of each), the CPU time per file of each (user + system,
@@ -13,18 +14,25 @@ workers included: a figure that a busy machine disturbs less than wall time), th
 full-size corpus (every file listed twice: 1440 for the 720 dev files; main process and
 workers together), and how closely the two agree. Needs the `bench` extra
 (librosa, psutil, threadpoolctl): pip install -e ".[bench]".
+
+`--as-wav` first writes the files, sample for sample, as 16-bit PCM WAV (the format of
+the Zenodo corpus; the dev copy stores the same PCM as FLAC) into a temporary folder and
+times both ways on those: FLAC decoding costs both ways the same CPU per file, which
+bounds the ratio on FLAC input.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import psutil
+import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -156,6 +164,20 @@ def agreement(paths, ours, theirs, p) -> None:
                          f"same clips or a median of {END_TO_END_TOLERANCE_DB} dB end to end")
 
 
+def as_wav(paths: list[Path], folder: Path) -> list[Path]:
+    """The same samples as 16-bit PCM WAV under `folder/Actor_NN/`, in the same order."""
+    written = []
+    for path in paths:
+        data, rate = sf.read(path, dtype="int16", always_2d=True)
+        if sf.info(str(path)).subtype != "PCM_16":
+            raise SystemExit(f"{path}: --as-wav expects 16-bit PCM audio")
+        target = folder / path.parent.name / (path.stem + ".wav")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(target, data, rate, subtype="PCM_16")
+        written.append(target)
+    return written
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -163,6 +185,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="time each way this often, alternating, and keep the best")
     parser.add_argument("--params", type=Path, default=params_module.DEFAULT_PATH)
+    parser.add_argument("--as-wav", action="store_true",
+                        help="time both ways on the files rewritten as 16-bit WAV")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)                      # the agreement checks; the stage sets its own
     p = params_module.load(args.params).features
@@ -172,8 +196,15 @@ def main(argv=None) -> None:
     paths = paths[: args.limit]
     if not paths:
         raise SystemExit(f"no RAVDESS speech audio under {args.root}")
-    print(f"{len(paths)} files under {args.root}; {features.default_workers()} cores; "
-          f"params: {args.params}")
+    with tempfile.TemporaryDirectory() as folder:
+        if args.as_wav:
+            paths = as_wav(paths, Path(folder))
+        print(f"{len(paths)} files under {args.root}{' as 16-bit WAV' if args.as_wav else ''}; "
+              f"{features.default_workers()} cores; params: {args.params}")
+        run(paths, p, args.repeat)
+
+
+def run(paths: list[Path], p, repeat: int) -> None:
 
     with PeakMemory() as memory:                  # a full corpus, before librosa is imported
         corpus_start = time.perf_counter()
@@ -183,7 +214,7 @@ def main(argv=None) -> None:
         librosa_file(path, p)
     workers = features.default_workers() if len(paths) > p.batch_size else 0
     stage_s = librosa_s = stage_cpu = librosa_cpu = float("inf")
-    for _ in range(args.repeat):                  # alternate, so both see the same machine
+    for _ in range(repeat):                  # alternate, so both see the same machine
         ours, seconds, cpu = stage_way(paths, p)
         stage_s, stage_cpu = min(stage_s, seconds), min(stage_cpu, cpu)
         theirs, seconds, cpu = librosa_way(paths, p)
@@ -191,12 +222,17 @@ def main(argv=None) -> None:
 
     n = len(paths)
     stage_rate, librosa_rate = n / stage_s, n / librosa_s
+    decode_cpu = cpu_seconds(resource.RUSAGE_SELF)
+    for path in paths:                            # what both ways spend on decoding alone
+        sf.read(path, dtype="float32")
+    decode_cpu = cpu_seconds(resource.RUSAGE_SELF) - decode_cpu
     print(f"stage (torchaudio, batched, {workers} worker processes): "
           f"{stage_rate:7.1f} files/s ({stage_s:.1f} s), CPU {1e3 * stage_cpu / n:.2f} ms/file")
     print(f"librosa (per file, 1 process, 1 thread): {librosa_rate:7.1f} files/s "
           f"({librosa_s:.1f} s), CPU {1e3 * librosa_cpu / n:.2f} ms/file")
     print(f"ratio stage / librosa: {stage_rate / librosa_rate:.2f}x files/s; "
           f"{librosa_cpu / stage_cpu:.2f}x less CPU per file")
+    print(f"decoding alone (soundfile, both ways): CPU {1e3 * decode_cpu / n:.2f} ms/file")
     print(f"stage on {2 * len(paths)} files (each listed twice): {corpus_s:.1f} s, peak memory "
           f"{memory.pss / 2**20:.0f} MiB PSS (summed RSS, an upper bound: "
           f"{memory.rss / 2**20:.0f} MiB)")
