@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py --data ../shared/ravdess-dev            # all six folds
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn egemaps_svm \
         --subsets all -S train.epochs=30 --seeds 0 1
+    python benchmarks/accuracy.py --table a.json b.json   # one table from runs saved with --out
 
 Every system sees the same data, the same speaker-independent folds (`split.protocol`,
 restricted to the actors present) and the same validation actors; test actors are only
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,8 +99,11 @@ def cached_features(table: pd.DataFrame, raw: Path, p: params.Params, cache: Pat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("--data", type=Path,
                         help="a folder or .zip in RAVDESS layout (read as data.source=local)")
+    parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                        help="print one table from results saved with --out (e.g. one run per "
+                             "core, same params and folds) instead of running anything")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--systems", nargs="+", default=list(NEURAL + baselines.BASELINES))
     parser.add_argument("--subsets", nargs="+", default=list(SUBSETS))
@@ -112,9 +117,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the pipeline's features here, one HDF5 file per features "
                              "section, and reuse them on later runs with the same data")
     args = parser.parse_args(argv)
+    if args.table:
+        return print_saved(args.table)
+    if args.data is None:
+        parser.error("--data is required (or --table)")
 
     overrides = {"split.folds": args.folds, **parse_overrides(args.set)}
     base = params.load(args.params, overrides)
+    if base.train.threads:                        # as the train stage: 1 by default, so that
+        torch.set_num_threads(base.train.threads)  # two runs side by side do not thrash
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -151,18 +162,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def print_saved(paths: list[Path]) -> int:
+    """The table of several --out files: systems, subsets and seeds as they were run."""
+    results: dict[str, dict] = {}
+    for path in paths:
+        results.update(json.loads(path.read_text()))
+    keys = [key.split("/") for key in results]
+    unique = lambda i: list(dict.fromkeys(k[i] for k in keys))  # noqa: E731
+    seeds = [int(s.removeprefix("seed")) for s in unique(2)]
+    missing = [f"{a}/{b}/seed{c}" for a in unique(0) for b in unique(1) for c in seeds
+               if f"{a}/{b}/seed{c}" not in results]
+    if missing:
+        raise SystemExit(f"--table: the files lack {', '.join(missing)}")
+    print(table_markdown(results, argparse.Namespace(systems=unique(0), subsets=unique(1),
+                                                     seeds=seeds)))
+    return 0
+
+
 def table_markdown(results: dict[str, dict], args) -> str:
-    lines = ["| system | subset | UA | WA | macro-F1 | folds |", "|---|---|---|---|---|---|"]
+    """UA, WA, macro-F1 as mean +/- sd over every fold of every seed, and each neural
+    system's training wall time (all folds, mean over seeds)."""
+    lines = ["| system | subset | UA | WA | macro-F1 | folds | training |",
+             "|---|---|---|---|---|---|---|"]
     for system in args.systems:
         for subset in args.subsets:
             runs = [results[f"{system}/{subset}/seed{s}"] for s in args.seeds]
-            fold_ua = [f["ua"] for r in runs for f in r["folds"].values()]
-            fold_wa = [f["wa"] for r in runs for f in r["folds"].values()]
-            fold_f1 = [f["macro_f1"] for r in runs for f in r["folds"].values()]
-            cells = [f"{100 * statistics.fmean(v):.1f} ± {100 * _sd(v):.1f}"
-                     for v in (fold_ua, fold_wa, fold_f1)]
+            cells = []
+            for figure in ("ua", "wa", "macro_f1"):
+                values = [f[figure] for r in runs for f in r["folds"].values()]
+                cells.append(f"{100 * statistics.fmean(values):.1f} ± {100 * _sd(values):.1f}")
+            seconds = [r["train_seconds"] for r in runs if "train_seconds" in r]
+            took = f"{statistics.fmean(seconds) / 60:.1f} min" if seconds else "-"
             lines.append(f"| {system} | {subset} | " + " | ".join(cells)
-                         + f" | {runs[0]['n_folds']} x {len(args.seeds)} seed(s) |")
+                         + f" | {runs[0]['n_folds']} x {len(args.seeds)} seed(s) | {took} |")
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ import torchaudio
 from torch import nn
 from tqdm import tqdm
 
-from . import models
+from . import metrics, models
 from .folds import Fold, make_folds, split_rows
 from .params import AugmentParams, Params, TrainParams
 from .ravdess import SUBSET_INTENSITY, SUBSETS
@@ -193,12 +193,6 @@ def check_augment(params: AugmentParams, feature_params: dict[str, Any]) -> None
 
 
 # ---------------------------------------------------------------- validation figures
-def unweighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """UA: the mean recall over the classes present in y_true (balanced accuracy)."""
-    classes = np.unique(y_true)
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in classes]))
-
-
 @torch.no_grad()
 def logits_of(model: nn.Module, features: torch.Tensor, batch_size: int,
               device: torch.device) -> torch.Tensor:
@@ -339,7 +333,7 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         model.train()
         order = torch.randperm(len(x_train), generator=shuffle)
         order = torch.cat([order, order[: per_rank * ddp.world - len(order)]])[ddp.rank::ddp.world]
-        total_loss, total_n = torch.zeros(2, dtype=torch.float64), 0
+        total_loss = torch.zeros(2, dtype=torch.float64)
         for step in range(steps_per_epoch):
             index = order[step * local_batch:(step + 1) * local_batch]
             xb = augment(x_train[index].to(device))
@@ -369,10 +363,11 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
 
         logits = logits_of(model, x_val, 2 * train.batch_size, device)
         predicted = logits.argmax(dim=1).numpy()
+        scores = metrics.figures([labels[i] for i in y_val], [labels[i] for i in predicted])
         value = {
             "loss": float(nn.functional.cross_entropy(logits, torch.from_numpy(y_val))),
-            "ua": unweighted_accuracy(y_val, predicted),
-            "wa": float((predicted == y_val).mean()),
+            "ua": scores["ua"],
+            "wa": scores["wa"],
         }
         seconds.append(time.perf_counter() - start)
         record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in value.items()},
