@@ -110,7 +110,8 @@ def test_time_shift_rolls_each_utterance_by_its_own_offset():
 
 def test_spec_augment_masks_with_the_mean_after_normalising():
     p = tiny_params(**{"train.augment.noise.enabled": False,
-                       "train.augment.time_shift.enabled": False})
+                       "train.augment.time_shift.enabled": False,
+                       "train.augment.spec_augment.enabled": True})
     x, _ = separable(8)
     augment = training.Augment(p.train.augment, training.fit_normalisation(x))
     torch.manual_seed(0)
@@ -119,6 +120,16 @@ def test_spec_augment_masks_with_the_mean_after_normalising():
     changed = out != plain
     assert changed.any()
     assert (out[changed] == 0).all()
+
+
+def test_augmentation_switched_off_only_normalises():
+    p = tiny_params(**{"train.augment.noise.enabled": False,
+                       "train.augment.time_shift.enabled": False,
+                       "train.augment.spec_augment.enabled": False})
+    x, _ = separable(8)
+    augment = training.Augment(p.train.augment, training.fit_normalisation(x))
+    out = augment(torch.from_numpy(x))
+    assert torch.equal(out, training.normalise(torch.from_numpy(x), augment.normalisation))
 
 
 def test_noise_on_mfcc_features_is_refused():
