@@ -6,33 +6,26 @@ group side by side), plots/latents/<variant>-<subset>-{projections,probes}.png.
     python stages/probe.py fhvae all
 """
 
-import argparse
-
 import matplotlib.pyplot as plt
 
-from speech_emotion import atomic, labels, params
+from speech_emotion import atomic, labels, stage
 from speech_emotion.paths import DATA_CSV, LATENT_PLOTS, cell, metrics_file, model_dir
 from speech_emotion.folds import make_folds
 from speech_emotion.probe import PNG_METADATA, groups_figure, probe_cell, projection_figure
 from speech_emotion.representation import group_columns, read_latents, subset_table
 
 
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant")
-    ap.add_argument("subset")
-    args = ap.parse_args()
-    name = cell(args.variant, args.subset)
-    p = params.load()
-    table = subset_table(labels.read_table(DATA_CSV), args.subset)
+    variant, subset, p = stage.cell_arguments(__doc__, "variant")
+    name = cell(variant, subset)
+    table = subset_table(labels.read_table(DATA_CSV), subset)
     split = p.split
     folds = make_folds(table["actor"], split.protocol, split.folds, split.validation_actors,
                        split.seed)
-    latents = read_latents(model_dir(args.variant, args.subset), folds)
+    latents = read_latents(model_dir(variant, subset), folds)
 
-    result = probe_cell(latents, table, folds, args.subset, p.probe)
-    atomic.write_json(metrics_file(args.variant, args.subset), result)
+    result = probe_cell(latents, table, folds, subset, p.probe)
+    atomic.write_json(metrics_file(variant, subset), result)
 
     primary = result["representation"]
     figures = {

@@ -6,35 +6,26 @@ fold<k>_history.csv for the VAEs), plots/reconstructions/<variant>-<subset>.png.
     python stages/represent.py fhvae all
 """
 
-import argparse
-
 import matplotlib.pyplot as plt
-import torch
 
-from speech_emotion import atomic, labels, params, store
+from speech_emotion import atomic, labels, stage, store
 from speech_emotion.paths import DATA_CSV, FEATURES, RECONSTRUCTIONS, cell, model_dir
 from speech_emotion.probe import PNG_METADATA
 from speech_emotion.representation import reconstruction_figure, represent_cell, write_cell
 
 
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant")
-    ap.add_argument("subset")
-    args = ap.parse_args()
-    name = cell(args.variant, args.subset)
-    p = params.load()
-    if p.represent.threads:
-        torch.set_num_threads(p.represent.threads)
+    variant, subset, p = stage.cell_arguments(__doc__, "variant",
+                                              threads=lambda p: p.represent.threads)
+    name = cell(variant, subset)
     table = labels.read_table(DATA_CSV)
     feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
     features = feature_set.features
 
-    result = represent_cell(args.variant, args.subset, table, features, p, feature_set.attrs)
-    with atomic.atomic_dir(model_dir(args.variant, args.subset)) as out:
+    result = represent_cell(variant, subset, table, features, p, feature_set.attrs)
+    with atomic.atomic_dir(model_dir(variant, subset)) as out:
         write_cell(out, result)
-    fig = reconstruction_figure(result, args.variant)
+    fig = reconstruction_figure(result, variant)
     with atomic.atomic_path(RECONSTRUCTIONS / f"{name}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata=PNG_METADATA)
     plt.close(fig)

@@ -5,33 +5,24 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
     torchrun --nproc_per_node 2 stages/train.py cnn all     # DistributedDataParallel
 """
 
-import argparse
-
-import torch
 from dvclive import Live
 
-from speech_emotion import atomic, checkpoint, labels, params, store, training
+from speech_emotion import atomic, checkpoint, labels, stage, store, training
 from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("model")
-    ap.add_argument("subset")
-    args = ap.parse_args()
-    name = cell(args.model, args.subset)
-    p = params.load()
-    if p.train.threads:
-        torch.set_num_threads(p.train.threads)
+    model, subset, p = stage.cell_arguments(__doc__, "model", threads=lambda p: p.train.threads)
+    name = cell(model, subset)
     table = labels.read_table(DATA_CSV)
     feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
     features = feature_set.features
 
     if not training.is_main_process():      # torchrun ranks > 0 train, rank 0 writes
-        training.train_cell(args.model, args.subset, p, table, features, feature_set.attrs,
+        training.train_cell(model, subset, p, table, features, feature_set.attrs,
                             save=lambda k, c: None, progress=False, log=lambda *a, **k: None)
         return
-    with atomic.atomic_dir(model_dir(args.model, args.subset)) as out, \
+    with atomic.atomic_dir(model_dir(model, subset)) as out, \
             atomic.atomic_dir(TRAIN_LOGS / name) as logs:
         # dvclive only writes the per-epoch TSVs here (no end(): no summary, no git/DVC calls)
         live = Live(str(logs), save_dvc_exp=False, dvcyaml=None, report=None)
@@ -44,7 +35,7 @@ def main() -> None:
             live.log_metric(f"fold{fold}/lr", record["lr"])
 
         summaries = training.train_cell(
-            args.model, args.subset, p, table, features, feature_set.attrs,
+            model, subset, p, table, features, feature_set.attrs,
             save=lambda k, c: checkpoint.save(checkpoint.path_for(out, k), c),
             on_epoch=log_epoch)
         # seconds per epoch are printed, not written: a tracked output holds no clock time,
