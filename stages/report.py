@@ -1,14 +1,21 @@
-"""report stage: metrics/*.json -> reports/results.md (the results table for the README)."""
+"""report stage: metrics/<cell>.json of every cell of params.yaml -> reports/results.md
+(the results table for the README). Metrics files of cells no longer in params.yaml are
+left out of the table."""
 
-from speech_emotion import atomic, report
-from speech_emotion.paths import METRICS, RESULTS
+from speech_emotion import atomic, params, report
+from speech_emotion.paths import METRICS, RESULTS, cell
 
 
 def main() -> None:
-    rows = report.read_rows(METRICS)
+    p = params.load()
+    cells = ([cell(m, s) for m in p.train.models for s in p.train.subsets]
+             + [cell(v, s) for v in p.represent.variants for s in p.represent.subsets])
+    rows = report.read_rows(METRICS, cells)
     text = "# Results\n\n" + report.markdown(rows)
     atomic.write_text(RESULTS, text)
-    print(f"{RESULTS}: {len(rows)} cells")
+    stale = report.stale_files(METRICS, cells)
+    print(f"{RESULTS}: {len(rows)} cells" + (f"; left out, not cells of params.yaml: "
+                                            f"{', '.join(str(s) for s in stale)}" if stale else ""))
 
 
 if __name__ == "__main__":

@@ -82,3 +82,14 @@ def test_malformed_metrics_name_the_file(tmp_path, content, problem):
 def test_no_metrics_is_an_error(tmp_path):
     with pytest.raises(ReportError, match="no metrics files"):
         report.markdown(report.read_rows(tmp_path))
+
+
+def test_only_the_cells_of_params_go_into_the_table(tmp_path):
+    for name in ("cnn-all", "cnn_transformer-all", "old_model-all"):   # old_model: dropped
+        _write_metrics(tmp_path, name, {1: [(1, "a", "a"), (2, "b", "b")]}, "all")
+    rows = report.read_rows(tmp_path, ["cnn-all", "cnn_transformer-all"])
+    assert [r.name for r in rows] == ["cnn-all", "cnn_transformer-all"]
+    assert report.stale_files(tmp_path, ["cnn-all", "cnn_transformer-all"]) == [
+        tmp_path / "old_model-all.json"]
+    with pytest.raises(ReportError, match="cnn-strong.json: no metrics for this cell"):
+        report.read_rows(tmp_path, ["cnn-all", "cnn-strong"])

@@ -1,4 +1,4 @@
-"""The results table: every `metrics/<model>-<subset>.json` in one Markdown table.
+"""The results table: the `metrics/<model>-<subset>.json` of every cell in one Markdown table.
 
 One row per cell (classifiers and VAE probes alike, they share the metrics schema):
 UA +/- the standard deviation over folds, WA and macro-F1, in percent, and the folds
@@ -66,10 +66,25 @@ def split_name(stem: str) -> tuple[str, str]:
     return stem, ""
 
 
-def read_rows(folder: str | Path) -> list[Row]:
-    """Every `*.json` in `folder`, in model then subset order."""
-    rows = [read_row(path) for path in sorted(Path(folder).glob("*.json"))]
-    return sorted(rows, key=_order)
+def read_rows(folder: str | Path, cells: list[str] | None = None) -> list[Row]:
+    """The metrics of `cells` (`cnn-all`, ...; None: every `*.json`) in `folder`, in model
+    then subset order. A listed cell without its file is an error; files of cells not
+    listed (say, a model since dropped from params.yaml) are left out (`stale_files`)."""
+    folder = Path(folder)
+    if cells is None:
+        paths = sorted(folder.glob("*.json"))
+    else:
+        paths = [folder / f"{name}.json" for name in cells]
+        missing = [path for path in paths if not path.is_file()]
+        if missing:
+            raise ReportError(f"{missing[0]}: no metrics for this cell of params.yaml; run "
+                              "its evaluate or probe stage")
+    return sorted((read_row(path) for path in paths), key=_order)
+
+
+def stale_files(folder: str | Path, cells: list[str]) -> list[Path]:
+    """`*.json` files in `folder` of cells that `cells` does not list."""
+    return sorted(path for path in Path(folder).glob("*.json") if path.stem not in set(cells))
 
 
 def markdown(rows: list[Row]) -> str:
