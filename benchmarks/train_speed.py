@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py                      # 1080 utterances: fold 1 of `all`
     python benchmarks/train_speed.py --rows 504 --threads 1 -S train.batch_size=64
+    python benchmarks/train_speed.py --threads 1 --project 60   # + a 6-fold run of 60 epochs
 
 Random features of the default shape (features.n_mels x frames of features.duration_s);
 one epoch with the params.yaml recipe (augmentation included) plus validation on 120
@@ -31,6 +32,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1080, help="training utterances per epoch")
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--project", type=int, metavar="EPOCHS",
+                    help="also print what 6 folds of EPOCHS epochs each take at this speed")
     ap.add_argument("-S", dest="overrides", action="append", default=[],
                     help="params override key=value (YAML value), e.g. -S cnn.channels=[16,32]")
     args = ap.parse_args()
@@ -61,6 +64,10 @@ def main() -> None:
               f"{seconds[name]:6.2f} s/epoch ({time.perf_counter() - start:.0f} s in all)")
     for name, value in seconds.items():
         print(f"{name:>16}: {value / seconds['cnn']:.2f} x cnn")
+    if args.project:
+        for name, value in seconds.items():
+            print(f"{name:>16}: 6 folds x {args.project} epochs of {args.rows} utterances: "
+                  f"{6 * args.project * value / 60:.1f} min (projected from the epochs above)")
 
 
 if __name__ == "__main__":
