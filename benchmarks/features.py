@@ -168,9 +168,9 @@ def as_wav(paths: list[Path], folder: Path) -> list[Path]:
     """The same samples as 16-bit PCM WAV under `folder/Actor_NN/`, in the same order."""
     written = []
     for path in paths:
-        data, rate = sf.read(path, dtype="int16", always_2d=True)
         if sf.info(str(path)).subtype != "PCM_16":
             raise SystemExit(f"{path}: --as-wav expects 16-bit PCM audio")
+        data, rate = sf.read(path, dtype="int16", always_2d=True)
         target = folder / path.parent.name / (path.stem + ".wav")
         target.parent.mkdir(parents=True, exist_ok=True)
         sf.write(target, data, rate, subtype="PCM_16")
@@ -205,7 +205,6 @@ def main(argv=None) -> None:
 
 
 def run(paths: list[Path], p, repeat: int) -> None:
-
     with PeakMemory() as memory:                  # a full corpus, before librosa is imported
         corpus_start = time.perf_counter()
         features.extract_files(paths + paths, p, progress=False)
@@ -214,7 +213,7 @@ def run(paths: list[Path], p, repeat: int) -> None:
         librosa_file(path, p)
     workers = features.default_workers() if len(paths) > p.batch_size else 0
     stage_s = librosa_s = stage_cpu = librosa_cpu = float("inf")
-    for _ in range(repeat):                  # alternate, so both see the same machine
+    for _ in range(repeat):                       # alternate, so both see the same machine
         ours, seconds, cpu = stage_way(paths, p)
         stage_s, stage_cpu = min(stage_s, seconds), min(stage_cpu, cpu)
         theirs, seconds, cpu = librosa_way(paths, p)

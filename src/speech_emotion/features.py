@@ -213,13 +213,13 @@ def _extract_batch(paths: Sequence[Path], params: FeatureParams, extractor: Extr
     return None
 
 
-# What the forked worker processes of `extract_files` inherit: the files, the params, the
-# Extractor and the output matrix in shared memory (an anonymous shared mapping).
+# The job of `extract_files`, which its forked worker processes inherit: the files, the
+# params, the Extractor and the output matrix (in shared memory when there are workers).
 _job: dict = {}
 
 
 def _worker_batch(k: int) -> tuple[int, str | None]:
-    """Batch k in a worker: its features go straight into the shared output matrix."""
+    """Batch k of the job: its features go straight into the output matrix."""
     torch.set_num_threads(1)
     size = _job["params"].batch_size
     rows = slice(k * size, (k + 1) * size)
@@ -268,26 +268,21 @@ def extract_files(paths: Sequence[str | Path], params: FeatureParams, progress: 
     # the in-process path ten times slower.
     with _one_thread(), tqdm(total=len(paths), unit="utt", desc="features",
                              disable=not progress) as bar:
-        if workers == 0 or "fork" not in mp.get_all_start_methods():
-            out = np.empty(shape, dtype=np.float32)
-            extractor = Extractor(params)
-            for k in range(n_batches):
-                rows = slice(k * params.batch_size, (k + 1) * params.batch_size)
-                error = _extract_batch(paths[rows], params, extractor, out[rows])
-                if error:
-                    raise AudioError(error)
-                bar.update(len(paths[rows]))
-            return out
-        buffer = mmap.mmap(-1, max(1, 4 * math.prod(shape)))  # shared with forked children
+        fork = workers > 0 and "fork" in mp.get_all_start_methods()
+        # Forked workers write into a shared anonymous mapping; in-process, a plain array.
+        buffer = mmap.mmap(-1, max(1, 4 * math.prod(shape))) if fork else None
         _job.update(paths=paths, params=params, extractor=Extractor(params),
                     out=np.ndarray(shape, dtype=np.float32, buffer=buffer))
         try:
-            with mp.get_context("fork").Pool(workers) as pool:
-                for done, error in pool.imap(_worker_batch, range(n_batches)):
+            with (mp.get_context("fork").Pool(workers) if fork
+                  else contextlib.nullcontext()) as pool:
+                batches = pool.imap if pool is not None else map
+                for done, error in batches(_worker_batch, range(n_batches)):
                     if error:
                         raise AudioError(error)
                     bar.update(done)
-            return _job["out"].copy()
+            return _job["out"].copy() if fork else _job["out"]
         finally:
             _job.clear()
-            buffer.close()
+            if buffer is not None:
+                buffer.close()
