@@ -73,3 +73,22 @@ def test_every_branch_reaches_the_logits(configs):
 def test_train_models_and_subsets_are_checked():
     with pytest.raises(ParamsError, match="train.models: unknown \\['svm'\\]"):
         params.load(PARAMS, overrides={"train.models": ["svm"]})
+
+
+def test_branch_dropout_drops_whole_branches_never_all(configs):
+    """In training each utterance loses whole branch embeddings, never every one of them;
+    in evaluation nothing is dropped."""
+    config = dataclasses.replace(configs["cnn_transformer"], branch_dropout=0.9)
+    torch.manual_seed(0)
+    model = models.build("cnn_transformer", config, 32, 5).train()
+    parts = [torch.ones(200, 3), torch.ones(200, 2)]
+    dropped = model.drop_branches(parts)
+    for part in dropped:                               # a row is all kept or all zero
+        assert bool(((part == 0).all(dim=1) | (part == 1).all(dim=1)).all())
+    kept = torch.stack([part[:, 0] for part in dropped], dim=1)             # (B, 2)
+    assert bool((kept.sum(dim=1) >= 1).all())          # never all branches dropped
+    assert bool((kept.sum(dim=1) == 1).any())          # but branches are dropped
+    model.eval()
+    assert all(torch.equal(a, b) for a, b in zip(model.drop_branches(parts), parts))
+    with pytest.raises(ValueError, match="branch_dropout"):
+        models.build("cnn_transformer", dataclasses.replace(config, branch_dropout=1.0), 32, 5)
