@@ -28,39 +28,36 @@ def test_repository_params_load():
     assert set(loaded.as_dict()) == set(params.SECTIONS)
 
 
-def test_wrong_type_names_the_key(tmp_path, raw):
-    raw["features"]["n_mels"] = "sixty-four"
-    with pytest.raises(params.ParamsError, match=r"features\.n_mels.*must be int"):
-        params.load(_write(tmp_path, raw))
+def _set(section, key, value):
+    def change(raw):
+        raw[section][key] = value
+    return change
 
 
-def test_bool_is_not_an_int(tmp_path, raw):
-    raw["features"]["n_mels"] = True
-    with pytest.raises(params.ParamsError, match=r"features\.n_mels"):
-        params.load(_write(tmp_path, raw))
+def _delete(section, key):
+    def change(raw):
+        del raw[section][key]
+    return change
 
 
-def test_unknown_key_names_the_key(tmp_path, raw):
-    raw["features"]["n_mel"] = 64
-    with pytest.raises(params.ParamsError, match=r"unknown key\(s\) features\.n_mel"):
-        params.load(_write(tmp_path, raw))
+def _add_section(name):
+    def change(raw):
+        raw[name] = {}
+    return change
 
 
-def test_unknown_section(tmp_path, raw):
-    raw["featurez"] = {}
-    with pytest.raises(params.ParamsError, match="unknown section.*featurez"):
-        params.load(_write(tmp_path, raw))
-
-
-def test_missing_key(tmp_path, raw):
-    del raw["split"]["seed"]
-    with pytest.raises(params.ParamsError, match=r"missing key\(s\) split\.seed"):
-        params.load(_write(tmp_path, raw))
-
-
-def test_literal_choices(tmp_path, raw):
-    raw["data"]["source"] = "kaggle"
-    with pytest.raises(params.ParamsError, match=r"data\.source.*expected one of"):
+@pytest.mark.parametrize("change, message", [
+    (_set("features", "n_mels", "sixty-four"), r"features\.n_mels.*must be int"),
+    (_set("features", "n_mels", True), r"features\.n_mels"),              # a bool is no int
+    (_set("features", "n_mel", 64), r"unknown key\(s\) features\.n_mel"),
+    (_add_section("featurez"), "unknown section.*featurez"),
+    (_delete("split", "seed"), r"missing key\(s\) split\.seed"),
+    (_set("data", "source", "kaggle"), r"data\.source.*expected one of"),
+], ids=["wrong-type", "bool-is-not-int", "unknown-key", "unknown-section", "missing-key",
+        "literal-choices"])
+def test_bad_params_name_the_key(tmp_path, raw, change, message):
+    change(raw)
+    with pytest.raises(params.ParamsError, match=message):
         params.load(_write(tmp_path, raw))
 
 
