@@ -1,7 +1,10 @@
-"""local source (folder or zip, Kaggle nested layout, WAV and FLAC) and safe zip extraction."""
+"""local source (folder, zip or tar, Kaggle nested layout, WAV and FLAC) and safe archive
+extraction."""
 
+import io
 import shutil
 import stat
+import tarfile
 import zipfile
 
 import numpy as np
@@ -72,6 +75,17 @@ def test_zip_in_kaggle_layout(synthetic_corpus, synthetic_table, tmp_path):
     _check_output(tmp_path / "raw", synthetic_corpus, names)
 
 
+@pytest.mark.parametrize("suffix, mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tar.xz", "w:xz")])
+def test_tar_in_kaggle_layout(synthetic_corpus, synthetic_table, tmp_path, suffix, mode):
+    names = _pick(synthetic_table)
+    tree = _kaggle_tree(synthetic_corpus, names, tmp_path / "kaggle")
+    tar_path = tmp_path / f"ravdess{suffix}"
+    with tarfile.open(tar_path, mode) as tf:
+        tf.add(tree, arcname="Audio_Speech_Actors_01-24")
+    local.copy_corpus(tar_path, tmp_path / "raw", progress=False)
+    _check_output(tmp_path / "raw", synthetic_corpus, names)
+
+
 def test_flac_files_are_taken_as_they_are(synthetic_corpus, tmp_path):
     name = "Actor_01/03-01-04-02-02-01-01"
     wave, rate = sf.read(str(synthetic_corpus / f"{name}.wav"), dtype="int16")
@@ -86,7 +100,7 @@ def test_bad_local_paths(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
         local.copy_corpus(tmp_path / "absent", tmp_path / "raw")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(SourceError, match="not a zip"):
+    with pytest.raises(SourceError, match="not a zip or tar archive"):
         local.copy_corpus(tmp_path / "notes.txt", tmp_path / "raw")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no RAVDESS speech audio"):
@@ -119,6 +133,53 @@ def test_malicious_members_refuse_the_archive(tmp_path, member, link, reason):
         archive.extract_speech(zip_path, out, progress=False)
     assert reason in str(err.value) and member in str(err.value)
     assert not (tmp_path / "deep").exists() and not (tmp_path / "x").exists()
+
+
+def _tar_with(path, member: tarfile.TarInfo):
+    with tarfile.open(path, "w:gz") as tf:
+        good = tarfile.TarInfo("Actor_01/03-01-01-01-01-01-01.wav")
+        good.size = 8
+        tf.addfile(good, io.BytesIO(b"RIFF...."))
+        tf.addfile(member, io.BytesIO(b"x") if member.isfile() else None)
+    return path
+
+
+def _tar_member(name, kind):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+        info.linkname = "/etc/passwd"
+    elif kind == tarfile.REGTYPE:
+        info.size = 1
+    return info
+
+
+@pytest.mark.parametrize("member, kind, reason", [
+    ("../03-01-01-01-01-01-01.wav", tarfile.REGTYPE, "'..' in the path"),
+    ("/tmp/03-01-01-01-01-01-01.wav", tarfile.REGTYPE, "absolute path"),
+    ("Actor_01/03-01-01-01-01-02-01.wav", tarfile.SYMTYPE, "a symbolic link"),
+    ("Actor_01/03-01-01-01-01-02-01.wav", tarfile.LNKTYPE, "a hard link"),
+    ("Actor_01/03-01-01-01-01-02-01.wav", tarfile.CHRTYPE, "a device or pipe"),
+])
+def test_malicious_tar_members_refuse_the_archive(tmp_path, member, kind, reason):
+    tar_path = _tar_with(tmp_path / "evil.tar.gz", _tar_member(member, kind))
+    out = tmp_path / "deep" / "raw"
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(tar_path, out, progress=False)
+    assert reason in str(err.value) and member in str(err.value)
+    assert not (tmp_path / "deep").exists()
+
+
+def test_a_truncated_tar_names_the_archive(synthetic_corpus, synthetic_table, tmp_path):
+    names = _pick(synthetic_table)
+    tar_path = tmp_path / "r.tar"
+    with tarfile.open(tar_path, "w") as tf:
+        for name in names:
+            tf.add(synthetic_corpus / name, name)
+    tar_path.write_bytes(tar_path.read_bytes()[:-20000])   # cut into the last member
+    with pytest.raises(SourceError, match=r"r\.tar"):
+        archive.extract_speech(tar_path, tmp_path / "raw", progress=False)
+    assert not (tmp_path / "raw").exists()
 
 
 def test_a_broken_member_leaves_the_old_output_untouched(synthetic_corpus, synthetic_table, tmp_path):

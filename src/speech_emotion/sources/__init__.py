@@ -31,7 +31,7 @@ def populate(data: DataParams, out_dir: Path, downloads_dir: Path, progress: boo
     if data.source == "local":
         if data.local_path is None:
             raise SourceError("data.source is 'local' but data.local_path is null: set it to a "
-                              "folder with Actor_NN/ folders or a .zip of one, e.g. "
+                              "folder with Actor_NN/ folders, or a .zip or tar of one, e.g. "
                               "dvc exp run -S data.source=local -S data.local_path=/path/to/ravdess")
         return local.copy_corpus(Path(data.local_path), out_dir, progress=progress)
     if data.source == "zenodo":

@@ -1,60 +1,100 @@
-"""Safe extraction of a RAVDESS zip archive.
+"""Safe extraction of a RAVDESS archive: zip (Zenodo, Kaggle) or tar (.tar, .tar.gz,
+.tar.bz2, .tar.xz, as people repack it).
 
 No member may escape the target folder: an archive with an absolute path, a `..`
-component or a link is refused as a whole (a genuine RAVDESS archive has none). Only
-audio-only speech (`03-01-*`) in `Actor_NN/` folders is kept (one copy, see `layout`),
-and the output folder appears whole or not at all.
+component, a link or a device file is refused as a whole (a genuine RAVDESS archive has
+none). Only audio-only speech (`03-01-*`) in `Actor_NN/` folders is kept (one copy, see
+`layout`), and the output folder appears whole or not at all.
 """
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import stat
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import IO, Iterator
 
 from tqdm import tqdm
 
 from ..atomic import atomic_dir
 from .layout import SourceError, select_copy
 
+# What a damaged archive raises while a member is read.
+READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
+               tarfile.TarError)
 
-def unsafe_members(archive: zipfile.ZipFile) -> list[str]:
+
+class Member:
+    """One archive entry as the safety check sees it."""
+
+    def __init__(self, name: str, is_file: bool, link: str | None):
+        self.name, self.is_file, self.link = name, is_file, link  # link: None, or what it is
+
+
+def is_archive(path: Path) -> bool:
+    return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+
+
+def _zip_members(archive: zipfile.ZipFile) -> Iterator[Member]:
+    for info in archive.infolist():
+        link = "a symbolic link" if stat.S_ISLNK(info.external_attr >> 16) else None
+        yield Member(info.filename, not info.is_dir() and link is None, link)
+
+
+def _tar_members(archive: tarfile.TarFile) -> Iterator[Member]:
+    for info in archive.getmembers():
+        link = ("a symbolic link" if info.issym() else "a hard link" if info.islnk()
+                else "a device or pipe" if not (info.isfile() or info.isdir()) else None)
+        yield Member(info.name, info.isfile(), link)
+
+
+def unsafe_members(members: list[Member]) -> list[str]:
     """The members that could write outside the target folder, each with the reason."""
     problems = []
-    for info in archive.infolist():
-        name = info.filename
+    for member in members:
+        name = member.name
         path = PurePosixPath(name.replace("\\", "/"))
-        mode = info.external_attr >> 16
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
             problems.append(f"{name!r}: absolute path")
         elif ".." in path.parts:
             problems.append(f"{name!r}: '..' in the path")
-        elif stat.S_ISLNK(mode):
-            problems.append(f"{name!r}: a symbolic link")
+        elif member.link:
+            problems.append(f"{name!r}: {member.link}")
         elif "\x00" in name:
             problems.append(f"{name!r}: NUL in the name")
     return problems
 
 
 def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log=print) -> list[Path]:
-    """Extract the speech audio of a RAVDESS zip into `out_dir/Actor_NN/`.
+    """Extract the speech audio of a RAVDESS zip or tar into `out_dir/Actor_NN/`.
 
     Returns the paths written, sorted. Raises SourceError for an unreadable or unsafe
     archive; `out_dir` is then untouched.
     """
     archive_path, out_dir = Path(archive_path), Path(out_dir)
     try:
-        archive = zipfile.ZipFile(archive_path)
-    except (OSError, zipfile.BadZipFile) as err:
-        raise SourceError(f"{archive_path}: not a readable zip archive ({err})") from None
+        if zipfile.is_zipfile(archive_path):
+            archive = zipfile.ZipFile(archive_path)
+            members = list(_zip_members(archive))
+            open_member = archive.open
+        elif tarfile.is_tarfile(archive_path):
+            archive = tarfile.open(archive_path)                 # any compression
+            members = list(_tar_members(archive))
+            open_member = archive.extractfile
+        else:
+            raise SourceError(f"{archive_path}: not a zip or tar archive")
+    except READ_ERRORS as err:
+        raise SourceError(f"{archive_path}: not a readable archive ({err})") from None
     with archive:
-        unsafe = unsafe_members(archive)
+        unsafe = unsafe_members(members)
         if unsafe:
             raise SourceError(f"{archive_path}: refused, {len(unsafe)} member(s) would escape "
                               "the target folder:\n" + "\n".join(f"  - {u}" for u in unsafe))
-        files = [i.filename for i in archive.infolist() if not i.is_dir()]
+        files = [m.name for m in members if m.is_file]
         chosen = select_copy(files, str(archive_path), log=log)
         with atomic_dir(out_dir) as tmp:
             for target, member in tqdm(chosen.items(), desc="extracting", unit="file",
@@ -63,8 +103,9 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log
                 dest = tmp / target
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    with archive.open(member) as src, open(dest, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+                    source: IO[bytes] = open_member(member)
+                    with source, open(dest, "wb") as dst:
+                        shutil.copyfileobj(source, dst, 1 << 20)
+                except READ_ERRORS as err:
                     raise SourceError(f"{archive_path}: cannot extract {member!r} ({err})") from None
     return sorted(out_dir / target for target in chosen)
