@@ -55,7 +55,7 @@ def _fit(model, steps=40):
 def test_elbo_terms_finite_and_loss_falls(make):
     torch.manual_seed(0)      # the initial weights too, whatever ran before this test
     terms, losses = _fit(make(), steps=80)
-    scalars = {k: float(v) for k, v in terms.items() if v.dim() == 0}
+    scalars = {k: float(v.detach()) for k, v in terms.items() if v.dim() == 0}
     assert all(np.isfinite(v) for v in scalars.values()), scalars
     assert min(scalars.get("kl", 0), scalars.get("kl_z1", 0), scalars.get("kl_z2", 0)) >= 0
     assert terms["x_hat"].shape == (48, 16, 8)
