@@ -16,7 +16,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import Iterator, NamedTuple
 
 from tqdm import tqdm
 
@@ -28,11 +28,11 @@ READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile
                tarfile.TarError)
 
 
-class Member:
+class Member(NamedTuple):
     """One archive entry as the safety check sees it."""
-
-    def __init__(self, name: str, is_file: bool, link: str | None):
-        self.name, self.is_file, self.link = name, is_file, link  # link: None, or what it is
+    name: str
+    is_file: bool
+    link: str | None          # None, or what kind of link (or device) it is
 
 
 def is_archive(path: Path) -> bool:
@@ -79,17 +79,19 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log
     try:
         if zipfile.is_zipfile(archive_path):
             archive = zipfile.ZipFile(archive_path)
-            members = list(_zip_members(archive))
-            open_member = archive.open
+            list_members, open_member = _zip_members, archive.open
         elif tarfile.is_tarfile(archive_path):
-            archive = tarfile.open(archive_path)                 # any compression
-            members = list(_tar_members(archive))
-            open_member = archive.extractfile
+            archive = tarfile.open(archive_path)                   # any compression
+            list_members, open_member = _tar_members, archive.extractfile
         else:
             raise SourceError(f"{archive_path}: not a zip or tar archive")
     except READ_ERRORS as err:
         raise SourceError(f"{archive_path}: not a readable archive ({err})") from None
-    with archive:
+    with archive:                                          # closed on every error below
+        try:
+            members = list(list_members(archive))
+        except READ_ERRORS as err:
+            raise SourceError(f"{archive_path}: not a readable archive ({err})") from None
         unsafe = unsafe_members(members)
         if unsafe:
             raise SourceError(f"{archive_path}: refused, {len(unsafe)} member(s) would escape "
@@ -103,8 +105,7 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log
                 dest = tmp / target
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    source: IO[bytes] = open_member(member)
-                    with source, open(dest, "wb") as dst:
+                    with open_member(member) as source, open(dest, "wb") as dst:
                         shutil.copyfileobj(source, dst, 1 << 20)
                 except READ_ERRORS as err:
                     raise SourceError(f"{archive_path}: cannot extract {member!r} ({err})") from None
