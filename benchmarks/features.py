@@ -232,6 +232,9 @@ def run(paths: list[Path], p, repeat: int) -> None:
     print(f"ratio stage / librosa: {stage_rate / librosa_rate:.2f}x files/s; "
           f"{librosa_cpu / stage_cpu:.2f}x less CPU per file")
     print(f"decoding alone (soundfile, both ways): CPU {1e3 * decode_cpu / n:.2f} ms/file")
+    ceiling = max(workers, 1) * n / decode_cpu    # every core decoding, nothing else done
+    print(f"ceiling with this decoding: {ceiling:7.1f} files/s on {max(workers, 1)} cores = "
+          f"{ceiling / librosa_rate:.2f}x librosa, were everything after decoding free")
     print(f"stage on {2 * len(paths)} files (each listed twice): {corpus_s:.1f} s, peak memory "
           f"{memory.pss / 2**20:.0f} MiB PSS (summed RSS, an upper bound: "
           f"{memory.rss / 2**20:.0f} MiB)")

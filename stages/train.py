@@ -30,8 +30,9 @@ def main() -> None:
         def log_epoch(fold: int, record: dict) -> None:   # plots/metrics/fold<k>/{train,val}/...
             live.step = record["epoch"]
             live.log_metric(f"fold{fold}/train/loss", record["train_loss"])
-            for key in ("loss", "ua", "wa"):
-                live.log_metric(f"fold{fold}/val/{key}", record[f"val_{key}"])
+            for key in ("loss", "ua", "wa"):   # none with train.monitor: none
+                if f"val_{key}" in record:
+                    live.log_metric(f"fold{fold}/val/{key}", record[f"val_{key}"])
             live.log_metric(f"fold{fold}/lr", record["lr"])
 
         summaries = training.train_cell(
@@ -43,8 +44,9 @@ def main() -> None:
         atomic.write_json(logs / "summary.json", {"cell": name, "folds": [
             {k: v for k, v in s.items() if k != "seconds_per_epoch"} for s in summaries]})
     for s in summaries:
-        print(f"{name} fold {s['fold']}: best epoch {s['best_epoch']}/{s['epochs_run']}, "
-              f"validation UA {s['validation']['ua']:.4f} (actors not in test), "
+        chosen = (f"validation UA {s['validation']['ua']:.4f} (actors not in test)"
+                  if s["validation"] else "last epoch kept, validation actors trained too")
+        print(f"{name} fold {s['fold']}: epoch {s['best_epoch']}/{s['epochs_run']}, {chosen}, "
               f"{s['parameters']} parameters, {s['seconds_per_epoch']:.1f} s/epoch")
 
 

@@ -90,11 +90,13 @@ def test_subset_rows_pick_one_intensity():
         training.subset_rows(table, "loud")
 
 
-def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch):
-    """Every feature value is its actor's number: the loop must never see a test actor's."""
+@pytest.mark.parametrize("monitor", ["ua", "none"])
+def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
+    """Every feature value is its actor's number: the loop must never see a test actor's.
+    With `train.monitor: none` the validation actors train too and nothing is held out."""
     table = corpus(list(range(1, 25)), [(0, 30), (5, 200)], per_actor=16)
     features = np.repeat(table["actor"].to_numpy(np.float32), 4 * 5).reshape(-1, 4, 5)
-    p = params.load(PARAMS, overrides={"split.folds": [1, 2]})
+    p = params.load(PARAMS, overrides={"split.folds": [1, 2], "train.monitor": monitor})
     seen = []
 
     def fake_train_fold(name, config, train, data, labels, **kwargs):
@@ -115,5 +117,12 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch):
         assert set(fold["test_actors"]) == test
         touched = set(np.unique(data.x_train)) | set(np.unique(data.x_val))
         assert not touched & test
-        assert set(np.unique(data.x_val)) == set(fold["validation_actors"])
+        if monitor == "none":
+            assert len(data.x_val) == 0
+            assert set(np.unique(data.x_train)) == set(fold["train_actors"]) | set(
+                fold["validation_actors"])
+        else:
+            assert set(np.unique(data.x_val)) == set(fold["validation_actors"])
+            assert set(np.unique(data.x_train)) == set(fold["train_actors"])
+        assert saved[k]["monitor"] == monitor
         assert saved[k]["labels"] == list(SUBSETS["all"])

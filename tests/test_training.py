@@ -79,6 +79,29 @@ def test_early_stopping_keeps_the_best_epoch():
     assert len(history) == result["best_epoch"] + 1   # one epoch of patience after the best
 
 
+def test_without_monitoring_every_epoch_runs_and_the_last_is_kept():
+    p = tiny_params(**{"train.epochs": 4, "train.patience": 1, "train.monitor": "none",
+                       "train.optim.lr": 0.3})
+    data = fold_data()
+    result = training.train_fold("cnn", p.cnn, p.train, data, LABELS, seed=0,
+                                 feature_params=FEATURE_PARAMS, progress=False)
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4]   # patience ignored
+    assert result["best_epoch"] == 4
+    # the kept weights are the last epoch's: the same run stopped at epoch 4 by the budget
+    last = training.train_fold("cnn", p.cnn, p.train, training.FoldData(
+        data.x_train, data.y_train, data.x_val[:0], data.y_val[:0]), LABELS, seed=0,
+        feature_params=FEATURE_PARAMS, progress=False)
+    assert all(torch.equal(result["state_dict"][k], last["state_dict"][k])
+               for k in result["state_dict"])
+    assert "val_ua" not in last["history"][0] and last["best"] == {}
+    # a monitor that selects cannot run without validation rows
+    p = tiny_params(**{"train.monitor": "ua"})
+    with pytest.raises(ValueError, match="needs validation rows"):
+        training.train_fold("cnn", p.cnn, p.train, training.FoldData(
+            data.x_train, data.y_train, data.x_val[:0], data.y_val[:0]), LABELS, seed=0,
+            feature_params=FEATURE_PARAMS, progress=False)
+
+
 def test_normalisation_is_per_bin_over_the_training_rows():
     x, _ = separable(64)
     stats = training.fit_normalisation(x)

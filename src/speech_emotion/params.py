@@ -145,7 +145,9 @@ class TrainParams:
     epochs: int                  # at most
     batch_size: int              # global: split over the processes under torchrun
     patience: int                # epochs without validation improvement before stopping
-    monitor: Literal["ua", "loss"]  # the validation figure for early stopping and selection
+    monitor: Literal["ua", "loss", "none"]  # the validation figure for early stopping and
+                                 # selection; none: no selection, the validation actors
+                                 # train too, every epoch runs and the last one is kept
     label_smoothing: float
     class_weighting: Literal["none", "balanced"]
     utterance_norm: Literal["none", "level", "bins"]  # each utterance's own mean taken away

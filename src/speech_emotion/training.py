@@ -10,6 +10,8 @@ One fold at a time (`train_fold`), one dvc.yaml cell at a time (`train_cell`):
        normalise, SpecAugment masks, optional mixup                (augmentation)
     -> validation rows: loss, UA, WA each epoch; the best epoch's weights are kept and
        training stops after `patience` epochs without improvement  (model selection)
+       or, with `train.monitor: none`, no selection: the validation actors train too,
+       all `epochs` run and the last epoch's weights are kept (the baselines' refit)
     -> a checkpoint dict (speech_emotion.checkpoint)
 
 Deterministic on CPU: the weights, the shuffling and the augmentation draw from seeds in
@@ -276,6 +278,18 @@ def improved(monitor: str, value: dict[str, float], best: dict[str, float] | Non
     return value["loss"] < best["loss"]
 
 
+def validation_figures(model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray,
+                       labels: list[str], batch_size: int, device: torch.device) -> dict[str, float]:
+    """{loss, ua, wa} of the model on the validation rows; {} when there are none."""
+    if len(y_val) == 0:
+        return {}
+    logits = logits_of(model, x_val, batch_size, device)
+    predicted = logits.argmax(dim=1).numpy()
+    scores = metrics.figures([labels[i] for i in y_val], [labels[i] for i in predicted])
+    return {"loss": float(nn.functional.cross_entropy(logits, torch.from_numpy(y_val))),
+            "ua": scores["ua"], "wa": scores["wa"]}
+
+
 def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
                labels: list[str], *, seed: int, feature_params: dict[str, Any],
                on_epoch: Callable[[dict[str, float]], None] | None = None,
@@ -283,7 +297,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     """Train one model on one fold; return the best epoch's weights and the loop's record.
 
     `on_epoch(record)` gets each epoch's {epoch, train_loss, val_loss, val_ua, val_wa, lr,
-    seconds} on the main process (e.g. to log it with dvclive).
+    seconds} on the main process (e.g. to log it with dvclive); no val_* without
+    validation rows (`train.monitor: none` may train without them).
     Returns {"state_dict", "normalisation", "best_epoch", "best", "history", "parameters",
     "seconds_per_epoch"}.
     """
@@ -294,8 +309,11 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         raise ValueError(f"train.batch_size {train.batch_size} is not a multiple of the "
                          f"{ddp.world} processes")
     n_classes, n_bins = len(labels), data.x_train.shape[1]
-    if len(data.x_train) == 0 or len(data.x_val) == 0:
-        raise ValueError("a fold needs training and validation rows")
+    selecting = train.monitor != "none"
+    if len(data.x_train) == 0:
+        raise ValueError("a fold needs training rows")
+    if selecting and len(data.x_val) == 0:
+        raise ValueError(f"train.monitor {train.monitor!r} needs validation rows")
 
     torch.manual_seed(seed)                       # the same initial weights on every rank
     model = models.build(model_name, config, n_bins, n_classes).to(device)
@@ -361,22 +379,21 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
                 dist.broadcast(buffer, 0)
         train_loss = float(total_loss[0] / total_loss[1])
 
-        logits = logits_of(model, x_val, 2 * train.batch_size, device)
-        predicted = logits.argmax(dim=1).numpy()
-        scores = metrics.figures([labels[i] for i in y_val], [labels[i] for i in predicted])
-        value = {
-            "loss": float(nn.functional.cross_entropy(logits, torch.from_numpy(y_val))),
-            "ua": scores["ua"],
-            "wa": scores["wa"],
-        }
+        value = validation_figures(model, x_val, y_val, labels, 2 * train.batch_size, device)
         seconds.append(time.perf_counter() - start)
         record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in value.items()},
                   "lr": scheduler.get_last_lr()[0], "seconds": seconds[-1]}
         history.append(record)
         if on_epoch is not None and ddp.main:
             on_epoch(record)
-        epochs.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{value['ua']:.3f}")
+        epochs.set_postfix(loss=f"{train_loss:.3f}",
+                           **({"val_ua": f"{value['ua']:.3f}"} if value else {}))
 
+        if not selecting:                    # no selection: the last epoch is the model
+            if epoch == train.epochs:
+                best, best_epoch = value, epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            continue
         if improved(train.monitor, value, best):
             best, best_epoch, waited = value, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -441,8 +458,11 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
     for fold in make_folds(sub["actor"].unique(), split.protocol, split.folds,
                            split.validation_actors, split.seed, log=log):
         sides = split_rows(sub, fold)
-        data = FoldData(features[rows[sides.train]], y[sides.train],
-                        features[rows[sides.validation]], y[sides.validation])
+        if train.monitor == "none":           # no selection: the validation actors train too
+            fit, held = np.concatenate([sides.train, sides.validation]), sides.validation[:0]
+        else:
+            fit, held = sides.train, sides.validation
+        data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held])
         result = train_fold(model_name, config, train, data, labels,
                             seed=train.seed * 1000 + fold.number, feature_params=feature_params,
                             on_epoch=(lambda record, k=fold.number: on_epoch(k, record))
@@ -457,11 +477,12 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
             "fold": fold_record(fold),
             "subset": subset,
             "best_epoch": result["best_epoch"],
+            "monitor": train.monitor,
         }
         save(fold.number, checkpoint)
         summaries.append({"fold": fold.number, "best_epoch": result["best_epoch"],
                           "epochs_run": len(result["history"]),
-                          "validation": {k: round(v, 4) for k, v in result["best"].items()},
+                          "validation": {k: round(v, 4) for k, v in (result["best"] or {}).items()},
                           "train_rows": int(len(data.y_train)),
                           "validation_rows": int(len(data.y_val)),
                           "parameters": result["parameters"],
