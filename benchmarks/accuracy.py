@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = workdir / "raw"
         copy_corpus(args.data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
         table = labels.build_table(raw, progress=True)
-        print(f"{len(table)} utterances, actors {sorted(table['actor'].unique())}",
+        print(f"{len(table)} utterances, actors {sorted(int(a) for a in table['actor'].unique())}",
               file=sys.stderr)
         feature_set = None
         if any(s in NEURAL for s in args.systems):
