@@ -3,7 +3,7 @@
 A checkpoint `models/<model>-<subset>/fold<k>.pt` is a plain dict of tensors and
 primitives (the contract in ARCHITECTURE.md):
 
-    state_dict      the best epoch's weights
+    state_dict      the kept epoch's weights
     model           "cnn" | "cnn_transformer" (speech_emotion.models.MODELS)
     config          the model's config dataclass as a dict
     labels          emotion names in class order
@@ -11,7 +11,9 @@ primitives (the contract in ARCHITECTURE.md):
     feature_params  the `features` params of the features it was trained on
     fold            {"number", "test_actors", "validation_actors", "train_actors"}
     subset          "all" | "strong" | "normal"
-    best_epoch      the epoch whose weights these are (1-based)
+    best_epoch      the epoch whose weights these are (1-based; the last under monitor: none)
+    monitor         train.monitor: "ua" | "loss" (best epoch on the validation actors) |
+                    "none" (validation actors trained too, last epoch)
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 A fold's test actors are never seen in training: not by the weights, not by the
 normalisation statistics, not by augmentation, not by early stopping or checkpoint
-choice. Early stopping uses a validation group taken from the training actors (at
-least one male and one female). Utterances with identical audio ("twins", same `md5`
+choice. Early stopping (`train.monitor: ua | loss`) uses a validation group taken from
+the training actors (at least one male and one female); under `train.monitor: none` that
+group trains too. Utterances with identical audio ("twins", same `md5`
 in data.csv) never sit on both sides of a split.
 """
 
