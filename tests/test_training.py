@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion import checkpoint, params, training
+from speech_emotion import checkpoint, models, params, training
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 FEATURE_PARAMS = {"kind": "logmel", "n_mels": 16}
@@ -65,6 +65,28 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not():
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_the_transformer_branch_learns_at_its_own_rate():
+    """cnn_transformer.transformer_lr_scale: 0 freezes the Transformer branch while the conv
+    branches learn; 0.5 gives its optimiser group half the rate."""
+    p = tiny_params(**{"train.epochs": 1, "cnn_transformer.transformer_lr_scale": 0.0})
+    torch.manual_seed(0)                                  # train_fold's initial weights
+    initial = models.build("cnn_transformer", p.cnn_transformer, 16, len(LABELS)).state_dict()
+    trained = training.train_fold("cnn_transformer", p.cnn_transformer, p.train, fold_data(),
+                                  LABELS, seed=0, feature_params=FEATURE_PARAMS,
+                                  progress=False)["state_dict"]
+    branch = [k for k in initial if k.startswith("transformer.")]
+    convs = [k for k in initial if k.startswith("conv_branches.") and k.endswith("weight")]
+    assert branch and convs
+    assert all(torch.equal(initial[k], trained[k]) for k in branch)
+    assert not any(torch.equal(initial[k], trained[k]) for k in convs)
+
+    half = tiny_params(**{"cnn_transformer.transformer_lr_scale": 0.5})
+    model = models.build("cnn_transformer", half.cnn_transformer, 16, len(LABELS))
+    groups = training.make_optimizer(model, half.train).param_groups
+    assert [g["lr"] for g in groups] == [0.01, 0.005]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
 def test_early_stopping_keeps_the_best_epoch():

@@ -142,9 +142,10 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
     threads: int                 # torch CPU threads per process; 0 = torch's default
     amp: bool                    # mixed precision (CUDA only)
-    epochs: int                  # at most
+    epochs: int                  # at most (ua | loss); every one runs under none
     batch_size: int              # global: split over the processes under torchrun
-    patience: int                # epochs without validation improvement before stopping
+    patience: int                # monitor ua | loss only: epochs without validation
+                                 # improvement before stopping
     monitor: Literal["ua", "loss", "none"]  # the validation figure for early stopping and
                                  # selection; none: no selection, the validation actors
                                  # train too, every epoch runs and the last one is kept

@@ -260,11 +260,16 @@ def lr_lambda(train: TrainParams, steps_per_epoch: int) -> Callable[[int], float
 
 
 def make_optimizer(model: nn.Module, train: TrainParams) -> torch.optim.Optimizer:
+    """AdamW or SGD at `train.optim.lr`; a model with `param_groups()` (cnn_transformer)
+    gives each group `lr_scale` times that rate (the schedule scales every group alike)."""
     o = train.optim
+    core = getattr(model, "module", model)                  # the model inside DDP
+    groups = ([{"params": g["params"], "lr": o.lr * g["lr_scale"]} for g in core.param_groups()]
+              if hasattr(core, "param_groups") else [{"params": list(model.parameters()), "lr": o.lr}])
     if o.name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
     if o.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum,
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum,
                                weight_decay=o.weight_decay, nesterov=o.momentum > 0)
     raise ValueError(f"train.optim.name: unknown optimiser {o.name!r}")
 
@@ -294,7 +299,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
                labels: list[str], *, seed: int, feature_params: dict[str, Any],
                on_epoch: Callable[[dict[str, float]], None] | None = None,
                progress: bool = True, device: torch.device | None = None) -> dict[str, Any]:
-    """Train one model on one fold; return the best epoch's weights and the loop's record.
+    """Train one model on one fold; return the kept epoch's weights and the loop's record
+    (the best epoch on the validation actors, or the last under `train.monitor: none`).
 
     `on_epoch(record)` gets each epoch's {epoch, train_loss, val_loss, val_ua, val_wa, lr,
     seconds} on the main process (e.g. to log it with dvclive); no val_* without
@@ -441,7 +447,7 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
 
     `table` is data.csv and `features` its rows (N, F, T). `save(fold_number, checkpoint)`
     stores each fold's checkpoint; `on_epoch(fold_number, record)` sees every epoch.
-    Returns one summary per fold (best epoch, validation figures, seconds per epoch).
+    Returns one summary per fold (kept epoch, validation figures, seconds per epoch).
     """
     if len(table) != len(features):
         raise ValueError(f"data.csv has {len(table)} rows but the features {len(features)}")

@@ -52,6 +52,7 @@ class CNNTransformerConfig:
     positional: bool          # add sinusoidal position encodings to the frame sequence
     classifier_dropout: float
     branch_dropout: float     # training: P(an utterance loses one branch's embedding)
+    transformer_lr_scale: float  # training: the Transformer branch's share of train.optim.lr
     deltas: int               # 0, 1 or 2 extra input channels (time derivatives)
 
 
@@ -119,6 +120,9 @@ class CNNTransformer(nn.Module):
         super().__init__()
         if not config.kernel_sizes:
             raise ValueError("cnn_transformer.kernel_sizes must name at least one branch")
+        if config.transformer_lr_scale < 0.0:
+            raise ValueError(f"cnn_transformer.transformer_lr_scale must be >= 0, "
+                             f"got {config.transformer_lr_scale}")
         if not 0.0 <= config.branch_dropout < 1.0:
             raise ValueError(f"cnn_transformer.branch_dropout must be in [0, 1), "
                              f"got {config.branch_dropout}")
@@ -131,6 +135,14 @@ class CNNTransformer(nn.Module):
         width = sum(b.out_features for b in self.conv_branches) + self.transformer.out_features
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(width, n_classes)
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups: everything else at the learning rate, then the
+        Transformer branch at `transformer_lr_scale` times it (key `lr_scale`)."""
+        mine = {id(p) for p in self.transformer.parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) not in mine], "lr_scale": 1.0},
+                {"params": list(self.transformer.parameters()),
+                 "lr_scale": self.config.transformer_lr_scale}]
 
     def branches(self, features: torch.Tensor) -> list[torch.Tensor]:
         """(B, F, T) -> one embedding per branch: n x (B, 2*C*F'), then (B, d_model)."""
