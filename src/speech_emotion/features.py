@@ -34,6 +34,7 @@ from tqdm import tqdm
 from . import audio
 from .audio import AudioError
 from .params import FeatureParams
+from .pool import fork_pool
 
 # Power floor before the log (librosa's `amin`): silence, e.g. padding, becomes -100 dB
 # before the per-utterance `top_db` floor is applied.
@@ -297,8 +298,7 @@ def extract_files(paths: Sequence[str | Path], params: FeatureParams, progress: 
         _job.update(paths=paths, params=params, extractor=Extractor(params),
                     out=np.ndarray(shape, dtype=np.float32, buffer=buffer))
         try:
-            with (mp.get_context("fork").Pool(workers) if fork
-                  else contextlib.nullcontext()) as pool:
+            with fork_pool(workers) if fork else contextlib.nullcontext() as pool:
                 batches = pool.imap if pool is not None else map
                 for done, error in batches(_worker_batch, range(n_batches)):
                     if error:

@@ -25,7 +25,6 @@ subset of the full one.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import soundfile as sf
 from scipy import signal
 from tqdm import tqdm
 
+from ..pool import fork_pool
 from ..ravdess import ACTORS, EMOTIONS, Utterance, actor_dir, full_corpus, gender
 
 SAMPLE_RATE = 48_000
@@ -362,7 +362,7 @@ def generate(out_dir: Path, actors: int, seed: int, progress: bool = True,
     bar = tqdm(total=len(jobs) + len(twins), desc="synthesising", unit="file",
                disable=not progress)
     if workers > 1 and len(jobs) > 60:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with fork_pool(workers) as pool:
             for _ in pool.imap_unordered(_write, jobs, chunksize=8):
                 bar.update()
     else:
