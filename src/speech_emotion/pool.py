@@ -1,10 +1,11 @@
 """Forked worker pools that shut down cleanly: one place for the pattern.
 
 `multiprocessing.Pool`'s own `with` block ends in `terminate()`, which signals the workers
-and joins its handler threads while they may still be talking to them; once, under load,
-the test suite hung there (two exited workers, the parent in a futex wait). The Python
-documentation's graceful end is `close()` then `join()`: used here when the work is done,
-`terminate()` only when the block raises.
+and joins its handler threads while they may still be talking to them. Once, under load,
+the test suite hung with two exited workers and the parent in a futex wait (not
+reproduced; that `terminate()` is the suspect). The Python documentation's graceful end is
+`close()` then `join()`: used here when the work is done, `terminate()` only when the
+block raises.
 """
 
 from __future__ import annotations
