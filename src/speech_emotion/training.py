@@ -263,9 +263,8 @@ def make_optimizer(model: nn.Module, train: TrainParams) -> torch.optim.Optimize
     """AdamW or SGD at `train.optim.lr`; a model with `param_groups()` (cnn_transformer)
     gives each group `lr_scale` times that rate (the schedule scales every group alike)."""
     o = train.optim
-    core = getattr(model, "module", model)                  # the model inside DDP
-    groups = ([{"params": g["params"], "lr": o.lr * g["lr_scale"]} for g in core.param_groups()]
-              if hasattr(core, "param_groups") else [{"params": list(model.parameters()), "lr": o.lr}])
+    groups = ([{"params": g["params"], "lr": o.lr * g["lr_scale"]} for g in model.param_groups()]
+              if hasattr(model, "param_groups") else [{"params": list(model.parameters()), "lr": o.lr}])
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
     if o.name == "sgd":
