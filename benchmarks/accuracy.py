@@ -144,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                  if system in baselines.BASELINES else None)
             for seed in args.seeds:
                 p = params.load(args.params, {**overrides, "train.seed": seed})
+                # an ensemble of seeds is a system of its own in the table
+                label = (f"{system}-ensemble{p.train.ensemble}"
+                         if system in NEURAL and p.train.ensemble > 1 else system)
                 for subset in args.subsets:
-                    key = f"{system}/{subset}/seed{seed}"
+                    key = f"{label}/{subset}/seed{seed}"
                     if system in NEURAL:
                         result, seconds = neural_metrics(system, table, feature_set, subset, p,
                                                          workdir / f"seed{seed}")
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[key] = result
                     print(f"{key}: UA {result['ua']:.3f} WA {result['wa']:.3f} "
                           f"F1 {result['macro_f1']:.3f}", file=sys.stderr, flush=True)
-    print(table_markdown(results, args))
+    print(table_markdown(results, layout(results)))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
@@ -167,16 +170,21 @@ def print_saved(paths: list[Path]) -> int:
     results: dict[str, dict] = {}
     for path in paths:
         results.update(json.loads(path.read_text()))
-    keys = [key.split("/") for key in results]
-    unique = lambda i: list(dict.fromkeys(k[i] for k in keys))  # noqa: E731
-    seeds = [int(s.removeprefix("seed")) for s in unique(2)]
-    missing = [f"{a}/{b}/seed{c}" for a in unique(0) for b in unique(1) for c in seeds
+    rows = layout(results)
+    missing = [f"{a}/{b}/seed{c}" for a in rows.systems for b in rows.subsets for c in rows.seeds
                if f"{a}/{b}/seed{c}" not in results]
     if missing:
         raise SystemExit(f"--table: the files lack {', '.join(missing)}")
-    print(table_markdown(results, argparse.Namespace(systems=unique(0), subsets=unique(1),
-                                                     seeds=seeds)))
+    print(table_markdown(results, rows))
     return 0
+
+
+def layout(results: dict[str, dict]) -> argparse.Namespace:
+    """The systems, subsets and seeds of `system/subset/seed<k>` keys, in order of appearance."""
+    keys = [key.split("/") for key in results]
+    unique = lambda i: list(dict.fromkeys(k[i] for k in keys))  # noqa: E731
+    return argparse.Namespace(systems=unique(0), subsets=unique(1),
+                              seeds=[int(s.removeprefix("seed")) for s in unique(2)])
 
 
 def table_markdown(results: dict[str, dict], args) -> str:

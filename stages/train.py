@@ -27,13 +27,13 @@ def main() -> None:
         # dvclive only writes the per-epoch TSVs here (no end(): no summary, no git/DVC calls)
         live = Live(str(logs), save_dvc_exp=False, dvcyaml=None, report=None)
 
-        def log_epoch(fold: int, record: dict) -> None:   # plots/metrics/fold<k>/{train,val}/...
+        def log_epoch(run: str, record: dict) -> None:   # plots/metrics/fold<k>[/member<m>]/...
             live.step = record["epoch"]
-            live.log_metric(f"fold{fold}/train/loss", record["train_loss"])
+            live.log_metric(f"{run}/train/loss", record["train_loss"])
             for key in ("loss", "ua", "wa"):   # none with train.monitor: none
                 if f"val_{key}" in record:
-                    live.log_metric(f"fold{fold}/val/{key}", record[f"val_{key}"])
-            live.log_metric(f"fold{fold}/lr", record["lr"])
+                    live.log_metric(f"{run}/val/{key}", record[f"val_{key}"])
+            live.log_metric(f"{run}/lr", record["lr"])
 
         summaries = training.train_cell(
             model, subset, p, table, features, feature_set.attrs,
@@ -46,7 +46,8 @@ def main() -> None:
     for s in summaries:
         chosen = (f"validation UA {s['validation']['ua']:.4f} (actors not in test)"
                   if s["validation"] else "last epoch kept, validation actors trained too")
-        print(f"{name} fold {s['fold']}: epoch {s['best_epoch']}/{s['epochs_run']}, {chosen}, "
+        member = f" member {s['member']}" if "member" in s else ""
+        print(f"{name} fold {s['fold']}{member}: epoch {s['best_epoch']}/{s['epochs_run']}, {chosen}, "
               f"{s['parameters']} parameters, {s['seconds_per_epoch']:.1f} s/epoch")
 
 

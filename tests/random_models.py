@@ -29,15 +29,17 @@ def small_feature_params(**changes) -> FeatureParams:
 
 
 def save_random_cell(folder: Path, feature_params: FeatureParams, folds: list[Fold],
-                     subset: str = "all", seed: int = 0) -> Path:
-    """One fold<k>.pt per fold in `folder`: a tiny CNN with random weights."""
+                     subset: str = "all", seed: int = 0, members: int = 1) -> Path:
+    """One fold<k>.pt per fold in `folder`: a tiny CNN with random weights (`members` > 1:
+    an ensemble checkpoint of that many, as `train.ensemble` writes)."""
     labels = list(SUBSETS[subset])
     n_bins = features.n_bins(feature_params)
     for fold in folds:
         torch.manual_seed(seed * 100 + fold.number)
-        model = models.build("cnn", TINY_CNN, n_bins, len(labels)).eval()
+        weights = [models.build("cnn", TINY_CNN, n_bins, len(labels)).state_dict()
+                   for _ in range(members)]
         checkpoint.save(checkpoint.path_for(folder, fold.number), {
-            "state_dict": model.state_dict(),
+            "state_dict": weights[0] if members == 1 else weights,
             "model": "cnn",
             "config": dataclasses.asdict(TINY_CNN),
             "labels": labels,
@@ -47,6 +49,6 @@ def save_random_cell(folder: Path, feature_params: FeatureParams, folds: list[Fo
             "feature_params": dataclasses.asdict(feature_params),
             "fold": fold_record(fold),
             "subset": subset,
-            "best_epoch": 1,
+            "best_epoch": 1 if members == 1 else [1] * members,
         })
     return folder

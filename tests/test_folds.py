@@ -126,3 +126,42 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
             assert set(np.unique(data.x_train)) == set(fold["train_actors"])
         assert saved[k]["monitor"] == monitor
         assert saved[k]["labels"] == list(SUBSETS["all"])
+
+
+def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
+    """train.ensemble 3: member m of fold k gets the seed that train.seed + m gives a single
+    model, every member sees the same rows, and the checkpoint lists all three."""
+    table = corpus(list(range(1, 25)), [], per_actor=16)
+    features = np.repeat(table["actor"].to_numpy(np.float32), 4 * 5).reshape(-1, 4, 5)
+    calls = []
+
+    def fake_train_fold(name, config, train, data, labels, *, seed, **kwargs):
+        calls.append((seed, data))
+        return {"state_dict": {"seed": seed}, "normalisation": training.fit_normalisation(data.x_train),
+                "best_epoch": seed % 7, "best": {}, "history": [{}],
+                "parameters": 0, "seconds_per_epoch": 0.0}
+
+    monkeypatch.setattr(training, "train_fold", fake_train_fold)
+
+    def run(**overrides):
+        calls.clear()
+        p = params.load(PARAMS, overrides={"split.folds": [2, 5], **overrides})
+        saved = {}
+        summaries = training.train_cell("cnn", "all", p, table, features, {"kind": "logmel"},
+                                        save=lambda k, c: saved.__setitem__(k, c),
+                                        progress=False, log=lambda *a, **k: None)
+        return saved, summaries, list(calls)
+
+    single, single_summaries, _ = run(**{"train.seed": 4})
+    assert single[2]["state_dict"] == {"seed": 4002}                 # a dict, not a list
+    assert [s.get("member") for s in single_summaries] == [None, None]
+    saved, summaries, calls3 = run(**{"train.seed": 4, "train.ensemble": 3})
+    for k in (2, 5):
+        assert saved[k]["state_dict"] == [{"seed": s * 1000 + k} for s in (4, 5, 6)]
+        assert saved[k]["best_epoch"] == [(s * 1000 + k) % 7 for s in (4, 5, 6)]
+    assert [(s["fold"], s["member"]) for s in summaries] == [(2, 1), (2, 2), (2, 3),
+                                                            (5, 1), (5, 2), (5, 3)]
+    same_rows = [data.x_train for seed, data in calls3 if seed % 1000 == 2]
+    assert len(same_rows) == 3 and all(np.array_equal(same_rows[0], x) for x in same_rows)
+    with pytest.raises(params.ParamsError, match="train.ensemble must be at least 1"):
+        params.load(PARAMS, overrides={"train.ensemble": 0})

@@ -101,6 +101,25 @@ def test_fold_models_are_averaged_not_just_the_first(capsys, model_dir, recordin
     assert not np.allclose(got, first_only.mean(axis=0), atol=1e-3)
 
 
+
+def test_an_ensemble_checkpoint_averages_its_members(capsys, recordings, tmp_path):
+    """train.ensemble > 1: each fold's checkpoint holds several members; predict averages
+    every member of every fold, as scoring each member by itself and averaging would."""
+    folder = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS, members=2)
+    _, out, _ = run_json(capsys, recordings["stereo.flac"], "--model", folder)
+    got = np.array(list(out["predictions"][0]["probabilities"].values()))
+    params = small_feature_params()
+    wave = features.load_wave(recordings["stereo.flac"], params.sample_rate)
+    feats = features.Extractor(params)(predict.windows(wave, params))
+    by_member = []
+    for path in sorted(folder.glob("fold*.pt")):
+        ensemble, checkpoint = load_model(path)
+        assert len(ensemble.members) == 2
+        for member in ensemble.members:
+            by_member.append(predict_proba(member, checkpoint, feats).mean(axis=0))
+    assert not np.allclose(by_member[0], by_member[1], atol=1e-3)
+    np.testing.assert_allclose(got, np.mean(by_member, axis=0), atol=1e-4)
+
 def test_broken_files_get_one_line_each_and_the_rest_is_scored(capsys, model_dir, recordings,
                                                                tmp_path):
     garbage = tmp_path / "garbage.wav"

@@ -187,6 +187,28 @@ def test_any_rate_depth_and_channel_count_goes_through_labels_and_features(synth
         assert corr > 0.9, (stem, corr)
 
 
+
+@pytest.mark.parametrize("subtype, container", [("PCM_16", "WAV"), ("PCM_16", "FLAC"),
+                                                ("PCM_24", "WAV"), ("PCM_24", "FLAC"),
+                                                ("FLOAT", "WAV")])
+def test_audio_read_gives_libsndfiles_own_floats(subtype, container, tmp_path):
+    """16-bit files are read as int16 and scaled in numpy: the result must be libsndfile's
+    float32 conversion bit for bit, extremes included; deeper files must keep their bits."""
+    rng = np.random.default_rng(0)
+    ints = np.concatenate([[-32768, 32767, 0, -1, 1], rng.integers(-32768, 32768, 4000)])
+    wave = np.stack([ints, ints[::-1]], axis=1).astype(np.float64) / 32768  # stereo
+    if subtype != "PCM_16":
+        wave = wave + rng.uniform(-1, 1, wave.shape) * 2.0 ** -20            # below 16 bits
+        wave = np.clip(wave, -1, 1 - 2.0 ** -23)
+    path = tmp_path / f"x.{container.lower()}"
+    sf.write(str(path), wave, 16000, subtype=subtype, format=container)
+    data, rate = audio.read(path)
+    expected = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    assert rate == 16000 and data.dtype == np.float32 and data.flags.c_contiguous
+    assert np.array_equal(data, expected)
+    if subtype != "PCM_16":            # not cut to 16 bits on the way
+        assert not np.array_equal(data, np.round(data * 32768) / 32768)
+
 # ---------------------------------------------------------------- an absent actor
 def test_an_absent_actor_runs_and_is_named(synthetic_corpus, synthetic_table, tmp_path,
                                            monkeypatch, capsys):

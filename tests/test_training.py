@@ -247,3 +247,36 @@ def test_utterance_norm_uses_only_the_utterance_itself(how):
         assert torch.allclose(z.mean(dim=2), torch.zeros(6, 5), atol=1e-5)
     plain = training.fit_normalisation(x)
     assert not torch.allclose(training.normalise(torch.from_numpy(louder), plain)[0], z[0])
+
+
+def test_an_ensemble_checkpoint_scores_the_mean_of_its_members(tmp_path):
+    p = tiny_params(**{"train.epochs": 1})
+    data = fold_data()
+    members = [training.train_fold("cnn", p.cnn, p.train, data, LABELS, seed=seed,
+                                   feature_params=FEATURE_PARAMS, progress=False)
+               for seed in (0, 1)]
+    base = {"model": "cnn", "config": __import__("dataclasses").asdict(p.cnn), "labels": LABELS,
+            "normalisation": members[0]["normalisation"], "feature_params": FEATURE_PARAMS,
+            "fold": {"number": 1, "test_actors": [1], "validation_actors": [2, 3],
+                     "train_actors": [4, 5]}, "subset": "all"}
+    singles = []
+    for i, member in enumerate(members):
+        checkpoint.save(tmp_path / f"single{i}.pt", {**base, "state_dict": member["state_dict"],
+                                                     "best_epoch": member["best_epoch"]})
+        model, loaded = checkpoint.load_model(tmp_path / f"single{i}.pt")
+        assert not isinstance(model, models.ensemble.Ensemble)
+        singles.append(training.predict_proba(model, loaded, data.x_val))
+    assert not np.allclose(singles[0], singles[1], atol=1e-3)       # two different models
+    checkpoint.save(tmp_path / "fold1.pt", {**base, "state_dict": [m["state_dict"] for m in members],
+                                            "best_epoch": [m["best_epoch"] for m in members]})
+    model, loaded = checkpoint.load_model(tmp_path / "fold1.pt")
+    assert isinstance(model, models.ensemble.Ensemble) and len(model.members) == 2
+    assert not model.training and not any(m.training for m in model.members)
+    proba = training.predict_proba(model, loaded, data.x_val)
+    assert np.allclose(proba, (singles[0] + singles[1]) / 2, atol=1e-6)
+    # a member whose weights do not fit the config is refused with the file's name
+    broken = [members[0]["state_dict"],
+              {k: v[:1] if v.ndim else v for k, v in members[1]["state_dict"].items()}]
+    checkpoint.save(tmp_path / "fold2.pt", {**base, "state_dict": broken, "best_epoch": [1, 1]})
+    with pytest.raises(checkpoint.CheckpointError, match="fold2.pt: cannot rebuild the model"):
+        checkpoint.load_model(tmp_path / "fold2.pt")

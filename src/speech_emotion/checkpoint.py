@@ -3,7 +3,8 @@
 A checkpoint `models/<model>-<subset>/fold<k>.pt` is a plain dict of tensors and
 primitives (the contract in ARCHITECTURE.md):
 
-    state_dict      the kept epoch's weights
+    state_dict      the kept epoch's weights; under train.ensemble > 1 a list of them,
+                    one per member (seeds train.seed, train.seed + 1, ...)
     model           "cnn" | "cnn_transformer" (speech_emotion.models.MODELS)
     config          the model's config dataclass as a dict
     labels          emotion names in class order
@@ -11,7 +12,8 @@ primitives (the contract in ARCHITECTURE.md):
     feature_params  the `features` params of the features it was trained on
     fold            {"number", "test_actors", "validation_actors", "train_actors"}
     subset          "all" | "strong" | "normal"
-    best_epoch      the epoch whose weights these are (1-based; the last under monitor: none)
+    best_epoch      the epoch whose weights these are (1-based; the last under monitor: none);
+                    a list, one per member, under train.ensemble > 1
     monitor         train.monitor: "ua" | "loss" (best epoch on the validation actors) |
                     "none" (validation actors trained too, last epoch)
 """
@@ -29,6 +31,7 @@ from torch import nn
 
 from . import models
 from .atomic import atomic_path
+from .models.ensemble import Ensemble
 
 KEYS = ("state_dict", "model", "config", "labels", "normalisation", "feature_params", "fold",
         "subset", "best_epoch")
@@ -73,16 +76,22 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model (eval mode, on `device`) and its checkpoint dict.
+    """The trained model (eval mode, on `device`) and its checkpoint dict: the model
+    itself, or an `Ensemble` of its members when `state_dict` is a list of them.
 
     Score features with `speech_emotion.training.predict_proba(model, checkpoint, features)`.
     """
     checkpoint = load(path)
     n_bins = int(checkpoint["normalisation"]["mean"].shape[0])
+    weights = checkpoint["state_dict"]
     try:
-        model = models.build(checkpoint["model"], checkpoint["config"], n_bins,
-                             len(checkpoint["labels"]))
-        model.load_state_dict(checkpoint["state_dict"])
+        members = []
+        for state_dict in (weights if isinstance(weights, list) else [weights]):
+            member = models.build(checkpoint["model"], checkpoint["config"], n_bins,
+                                  len(checkpoint["labels"]))
+            member.load_state_dict(state_dict)
+            members.append(member)
+        model = Ensemble(members) if isinstance(weights, list) else members[0]
     except (ValueError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{path}: cannot rebuild the model ({err})") from None
     return model.to(device).eval(), checkpoint

@@ -139,6 +139,8 @@ class TrainParams:
     models: list[str]            # the dvc.yaml matrix: models x subsets
     subsets: list[str]
     seed: int                    # weights, shuffling and augmentation
+    ensemble: int                # models per fold, seeds seed .. seed + ensemble - 1;
+                                 # their class probabilities are averaged
     device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
     threads: int                 # torch CPU threads per process; 0 = torch's default
     amp: bool                    # mixed precision (CUDA only)
@@ -161,6 +163,8 @@ class TrainParams:
             unknown = [v for v in values if v not in known]
             if unknown:
                 raise ParamsError(f"train.{key}: unknown {unknown}; known: {list(known)}")
+        if self.ensemble < 1:
+            raise ParamsError(f"train.ensemble must be at least 1, got {self.ensemble}")
 
 
 # ---------------------------------------------------------------- representation learning

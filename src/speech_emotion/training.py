@@ -440,13 +440,16 @@ def fold_record(fold: Fold) -> dict[str, Any]:
 def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
                features: np.ndarray, feature_params: dict[str, Any],
                save: Callable[[int, dict[str, Any]], None],
-               on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+               on_epoch: Callable[[str, dict[str, float]], None] | None = None,
                progress: bool = True, log=print) -> list[dict[str, Any]]:
-    """Train `model_name` on `subset` for every fold in `params.split`.
+    """Train `model_name` on `subset` for every fold in `params.split`: `train.ensemble`
+    models per fold, with seeds from `train.seed` up (one checkpoint holds them all).
 
     `table` is data.csv and `features` its rows (N, F, T). `save(fold_number, checkpoint)`
-    stores each fold's checkpoint; `on_epoch(fold_number, record)` sees every epoch.
-    Returns one summary per fold (kept epoch, validation figures, seconds per epoch).
+    stores each fold's checkpoint; `on_epoch(run, record)` sees every epoch, `run` being
+    "fold<k>" (or "fold<k>/member<m>" in an ensemble).
+    Returns one summary per fold and member (kept epoch, validation figures, seconds per
+    epoch).
     """
     if len(table) != len(features):
         raise ValueError(f"data.csv has {len(table)} rows but the features {len(features)}")
@@ -468,28 +471,35 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         else:
             fit, held = sides.train, sides.validation
         data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held])
-        result = train_fold(model_name, config, train, data, labels,
-                            seed=train.seed * 1000 + fold.number, feature_params=feature_params,
-                            on_epoch=(lambda record, k=fold.number: on_epoch(k, record))
-                            if on_epoch else None, progress=progress)
+        results = []
+        for member in range(train.ensemble):   # member m trains as train.seed + m alone would
+            run = f"{fold.name}/member{member + 1}" if train.ensemble > 1 else fold.name
+            results.append(train_fold(
+                model_name, config, train, data, labels,
+                seed=(train.seed + member) * 1000 + fold.number, feature_params=feature_params,
+                on_epoch=(lambda record, run=run: on_epoch(run, record)) if on_epoch else None,
+                progress=progress))
+        single = train.ensemble == 1
         checkpoint = {
-            "state_dict": result["state_dict"],
+            "state_dict": results[0]["state_dict"] if single else [r["state_dict"] for r in results],
             "model": model_name,
             "config": asdict(config),
             "labels": labels,
-            "normalisation": result["normalisation"],
+            "normalisation": results[0]["normalisation"],   # the same rows, the same statistics
             "feature_params": dict(feature_params),
             "fold": fold_record(fold),
             "subset": subset,
-            "best_epoch": result["best_epoch"],
+            "best_epoch": results[0]["best_epoch"] if single else [r["best_epoch"] for r in results],
             "monitor": train.monitor,
         }
         save(fold.number, checkpoint)
-        summaries.append({"fold": fold.number, "best_epoch": result["best_epoch"],
-                          "epochs_run": len(result["history"]),
-                          "validation": {k: round(v, 4) for k, v in (result["best"] or {}).items()},
-                          "train_rows": int(len(data.y_train)),
-                          "validation_rows": int(len(data.y_val)),
-                          "parameters": result["parameters"],
-                          "seconds_per_epoch": round(result["seconds_per_epoch"], 2)})
+        for member, result in enumerate(results):
+            summaries.append({"fold": fold.number, **({} if single else {"member": member + 1}),
+                              "best_epoch": result["best_epoch"],
+                              "epochs_run": len(result["history"]),
+                              "validation": {k: round(v, 4) for k, v in (result["best"] or {}).items()},
+                              "train_rows": int(len(data.y_train)),
+                              "validation_rows": int(len(data.y_val)),
+                              "parameters": result["parameters"],
+                              "seconds_per_epoch": round(result["seconds_per_epoch"], 2)})
     return summaries
