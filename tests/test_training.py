@@ -67,6 +67,26 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not():
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_transformer"])
+def test_channels_last_trains_in_that_layout_deterministically(name):
+    """train.channels_last: the conv weights are trained (and kept) channels-last, the run
+    still learns, and the same seed still gives the same weights."""
+    p = tiny_params(**{"train.channels_last": True})
+    run = lambda: training.train_fold(name, p.section(name), p.train, fold_data(), LABELS,  # noqa: E731
+                                      seed=0, feature_params=FEATURE_PARAMS, progress=False)
+    a, b = run(), run()
+    wide = [k for k, v in a["state_dict"].items() if v.ndim == 4 and v.shape[1] > 1]  # 2nd block on
+    assert wide and all(a["state_dict"][k].is_contiguous(memory_format=torch.channels_last)
+                        and not a["state_dict"][k].is_contiguous() for k in wide)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    losses = [h["train_loss"] for h in a["history"]]
+    assert losses[-1] < 0.7 * losses[0] and a["best"]["ua"] >= 0.9
+    default = tiny_params(**{"train.epochs": 1})
+    plain = training.train_fold(name, p.section(name), default.train, fold_data(), LABELS,
+                                seed=0, feature_params=FEATURE_PARAMS, progress=False)
+    assert all(plain["state_dict"][k].is_contiguous() for k in wide)
+
 def test_the_transformer_branch_learns_at_its_own_rate():
     """cnn_transformer.transformer_lr_scale: 0 freezes the Transformer branch while the conv
     branches learn; 0.5 gives its optimiser group half the rate."""

@@ -144,6 +144,8 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
     threads: int                 # torch CPU threads per process; 0 = torch's default
     amp: bool                    # mixed precision (CUDA only)
+    channels_last: bool          # conv models in channels-last memory format (speed;
+                                 # other float sums, so other weights than false)
     epochs: int                  # at most (ua | loss); every one runs under none
     batch_size: int              # global: split over the processes under torchrun
     patience: int                # monitor ua | loss only: epochs without validation

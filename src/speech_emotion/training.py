@@ -322,6 +322,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
 
     torch.manual_seed(seed)                       # the same initial weights on every rank
     model = models.build(model_name, config, n_bins, n_classes).to(device)
+    if train.channels_last:                       # (B, C, F, T) stored C-last: faster convs
+        model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
     shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
