@@ -17,7 +17,8 @@ params stored in the checkpoint, and the model's own normalisation statistics:
 
 A model folder with several fold checkpoints is an ensemble: their probabilities are
 averaged (a checkpoint trained with `train.ensemble` > 1 is itself one, of seeds, and
-loads as `models.ensemble.Ensemble`, so its members count as one fold model). The checkpoints must agree on labels and feature params; `--params` also
+loads as `models.ensemble.Ensemble`, so its members count as one fold model). The
+checkpoints must agree on labels and feature params; `--params` also
 refuses a model whose feature params differ from a params.yaml's `features` section.
 An unreadable file gets a one-line error naming it on stderr and a non-zero exit status;
 the other files are still scored.
