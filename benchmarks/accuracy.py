@@ -4,6 +4,8 @@
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn egemaps_svm \
         --subsets all -S train.epochs=30 --seeds 0 1
     python benchmarks/accuracy.py --table a.json b.json   # one table from runs saved with --out
+    python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn_transformer \
+        -S cnn_transformer.deltas=2 --tag deltas2 --out ablation.json   # an ablation's row
 
 Every system sees the same data, the same speaker-independent folds (`split.protocol`,
 restricted to the actors present) and the same validation actors; test actors are only
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train.seed values; each is a full repeat")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a param, as in dvc exp run -S")
+    parser.add_argument("--tag", default="",
+                        help="name the -S settings of this run: its rows become <system>+<tag>, so "
+                             "an ablation and the defaults can share one --table")
     parser.add_argument("--out", type=Path, help="write every metrics dict here as JSON")
     parser.add_argument("--features-cache", type=Path, metavar="DIR",
                         help="keep the pipeline's features here, one HDF5 file per features "
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return print_saved(args.table)
     if args.data is None:
         parser.error("--data is required (or --table)")
+    if "/" in args.tag:
+        parser.error(f"--tag {args.tag!r}: a '/' would break the system/subset/seed keys")
 
     overrides = {"split.folds": args.folds, **parse_overrides(args.set)}
     base = params.load(args.params, overrides)
@@ -144,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                  if system in baselines.BASELINES else None)
             for seed in args.seeds:
                 p = params.load(args.params, {**overrides, "train.seed": seed})
-                # an ensemble of seeds is a system of its own in the table
-                label = (f"{system}-ensemble{p.train.ensemble}"
-                         if system in NEURAL and p.train.ensemble > 1 else system)
+                label = system_label(system, p.train.ensemble, args.tag)
                 for subset in args.subsets:
                     key = f"{label}/{subset}/seed{seed}"
                     if system in NEURAL:
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         predictions = baseline_predictions(system, x, table, subset, p, seed)
                         result = metrics.summarise(predictions, SUBSETS[subset], subset)
+                    result["overrides"] = list(args.set)   # what the row ran with
                     results[key] = result
                     print(f"{key}: UA {result['ua']:.3f} WA {result['wa']:.3f} "
                           f"F1 {result['macro_f1']:.3f}", file=sys.stderr, flush=True)
@@ -163,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def system_label(system: str, ensemble: int, tag: str) -> str:
+    """A system's row name: a neural ensemble of seeds is a system of its own, and so is
+    any system run under a --tag (its -S settings)."""
+    return (system + (f"-ensemble{ensemble}" if system in NEURAL and ensemble > 1 else "")
+            + (f"+{tag}" if tag else ""))
 
 
 def print_saved(paths: list[Path]) -> int:

@@ -1,0 +1,51 @@
+"""benchmarks/accuracy.py's bookkeeping: how rows are named and how saved runs make one table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import accuracy  # noqa: E402
+
+
+def fold_result(ua: float) -> dict:
+    folds = {f"fold{k}": {"ua": ua, "wa": ua, "macro_f1": ua} for k in (1, 2)}
+    return {"ua": ua, "wa": ua, "macro_f1": ua, "n_folds": 2, "folds": folds}
+
+
+def test_system_label_names_ensembles_and_tagged_variants():
+    assert accuracy.system_label("cnn", 1, "") == "cnn"
+    assert accuracy.system_label("cnn_transformer", 2, "") == "cnn_transformer-ensemble2"
+    assert (accuracy.system_label("cnn_transformer", 2, "deltas2")
+            == "cnn_transformer-ensemble2+deltas2")
+    # baselines have no seed ensembles, but a tagged run's settings (split.*) reach them
+    assert accuracy.system_label("mfcc_mlp", 3, "") == "mfcc_mlp"
+    assert accuracy.system_label("mfcc_mlp", 1, "loso") == "mfcc_mlp+loso"
+
+
+def test_saved_runs_of_defaults_and_an_ablation_make_one_table(tmp_path, capsys):
+    default = tmp_path / "default.json"
+    ablation = tmp_path / "ablation.json"
+    default.write_text(json.dumps({"cnn/all/seed0": fold_result(0.5)}))
+    ablation.write_text(json.dumps({"cnn+deltas2/all/seed0": fold_result(0.75)}))
+    assert accuracy.main(["--table", str(default), str(ablation)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| cnn")]
+    assert rows[0].startswith("| cnn | all | 50.0 ± 0.0 |")
+    assert rows[1].startswith("| cnn+deltas2 | all | 75.0 ± 0.0 |")
+
+
+def test_table_refuses_runs_that_do_not_cover_every_system_and_seed(tmp_path):
+    saved = tmp_path / "runs.json"
+    saved.write_text(json.dumps({"cnn/all/seed0": fold_result(0.5),
+                                 "cnn+deltas2/all/seed1": fold_result(0.5)}))
+    with pytest.raises(SystemExit, match="cnn/all/seed1"):
+        accuracy.main(["--table", str(saved)])
+
+
+def test_a_tag_that_would_break_the_keys_is_refused_before_any_work(tmp_path):
+    with pytest.raises(SystemExit):
+        accuracy.main(["--data", str(tmp_path), "--tag", "a/b"])
