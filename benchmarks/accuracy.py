@@ -184,12 +184,19 @@ def print_saved(paths: list[Path]) -> int:
     for path in paths:
         results.update(json.loads(path.read_text()))
     rows = layout(results)
+    # a row may be missing (an ablation run on `all` only), but a row that is there must
+    # have every seed of the table: its mean is then over the same repeats as the others
     missing = [f"{a}/{b}/seed{c}" for a in rows.systems for b in rows.subsets for c in rows.seeds
-               if f"{a}/{b}/seed{c}" not in results]
+               if has_row(results, a, b) and f"{a}/{b}/seed{c}" not in results]
     if missing:
         raise SystemExit(f"--table: the files lack {', '.join(missing)}")
     print(table_markdown(results, rows))
     return 0
+
+
+def has_row(results: dict[str, dict], system: str, subset: str) -> bool:
+    """Whether any seed of `system` on `subset` is among the results."""
+    return any(key.startswith(f"{system}/{subset}/seed") for key in results)
 
 
 def layout(results: dict[str, dict]) -> argparse.Namespace:
@@ -207,6 +214,8 @@ def table_markdown(results: dict[str, dict], args) -> str:
              "|---|---|---|---|---|---|---|"]
     for system in args.systems:
         for subset in args.subsets:
+            if not has_row(results, system, subset):
+                continue
             runs = [results[f"{system}/{subset}/seed{s}"] for s in args.seeds]
             cells = []
             for figure in ("ua", "wa", "macro_f1"):

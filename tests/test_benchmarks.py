@@ -49,3 +49,13 @@ def test_table_refuses_runs_that_do_not_cover_every_system_and_seed(tmp_path):
 def test_a_tag_that_would_break_the_keys_is_refused_before_any_work(tmp_path):
     with pytest.raises(SystemExit):
         accuracy.main(["--data", str(tmp_path), "--tag", "a/b"])
+
+
+def test_table_leaves_out_rows_that_were_not_run(tmp_path, capsys):
+    saved = tmp_path / "runs.json"
+    saved.write_text(json.dumps({"cnn/all/seed0": fold_result(0.5),
+                                 "cnn/strong/seed0": fold_result(0.5),
+                                 "cnn+deltas2/all/seed0": fold_result(0.75)}))
+    assert accuracy.main(["--table", str(saved)]) == 0
+    rows = [line.split(" | ")[:2] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == [["| cnn", "all"], ["| cnn", "strong"], ["| cnn+deltas2", "all"]]
