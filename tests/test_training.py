@@ -67,7 +67,6 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not():
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-
 @pytest.mark.parametrize("name", ["cnn", "cnn_transformer"])
 def test_channels_last_trains_in_that_layout_deterministically(name):
     """train.channels_last: the conv weights are trained (and kept) channels-last, the run
@@ -86,6 +85,7 @@ def test_channels_last_trains_in_that_layout_deterministically(name):
     plain = training.train_fold(name, p.section(name), default.train, fold_data(), LABELS,
                                 seed=0, feature_params=FEATURE_PARAMS, progress=False)
     assert all(plain["state_dict"][k].is_contiguous() for k in wide)
+
 
 def test_the_transformer_branch_learns_at_its_own_rate():
     """cnn_transformer.transformer_lr_scale: 0 freezes the Transformer branch while the conv
