@@ -2,6 +2,7 @@
 model's own feature params applied; broken files reported while the others are scored."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -54,8 +55,9 @@ def recordings(tmp_path_factory):
     return paths
 
 
-def run_json(capsys, *args):
-    code = predict.main([*map(str, args), "--json"])
+def run_json(capsys, *args, shifts=("0",)):
+    """predict's JSON; `--shifts 0` unless `shifts` says otherwise (None: the default)."""
+    code = predict.main([*map(str, args), "--json", *(["--shifts", *shifts] if shifts else [])])
     out, err = capsys.readouterr()
     return code, json.loads(out), err
 
@@ -119,6 +121,32 @@ def test_an_ensemble_checkpoint_averages_its_members(capsys, recordings, tmp_pat
             by_member.append(predict_proba(member, checkpoint, feats).mean(axis=0))
     assert not np.allclose(by_member[0], by_member[1], atol=1e-3)
     np.testing.assert_allclose(got, np.mean(by_member, axis=0), atol=1e-4)
+
+def test_shifts_average_time_shifted_copies_and_default_to_the_params_file(
+        capsys, model_dir, recordings, tmp_path, monkeypatch):
+    """--shifts: each window scored as shifted copies, averaged; without it, the
+    evaluate.shifts of ./params.yaml (or of --params), so predict scores as the evaluate
+    stage did."""
+    path = recordings["stereo.flac"]
+    _, plain, _ = run_json(capsys, path, "--model", model_dir)
+    _, shifted, _ = run_json(capsys, path, "--model", model_dir, shifts=("-3", "0", "4"))
+    feature_params = small_feature_params()
+    feats = features.Extractor(feature_params)(
+        predict.windows(features.load_wave(path, feature_params.sample_rate), feature_params))
+    want = np.concatenate([predict_proba(*load_model(p), feats, shifts=[-3, 0, 4])
+                           for p in sorted(model_dir.glob("fold*.pt"))]).mean(axis=0)
+    got = list(shifted["predictions"][0]["probabilities"].values())
+    assert got == pytest.approx(want.tolist(), abs=1e-4)
+    assert not np.allclose(got, list(plain["predictions"][0]["probabilities"].values()),
+                           atol=1e-3)
+    text, count = re.subn(r"(?m)^  shifts: \[[-0-9, ]*\]", "  shifts: [-3, 0, 4]",
+                          (REPO / "params.yaml").read_text())
+    assert count == 1
+    (tmp_path / "params.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)                         # ./params.yaml gives the default
+    _, by_default, _ = run_json(capsys, path, "--model", model_dir, shifts=None)
+    assert list(by_default["predictions"][0]["probabilities"].values()) == got
+
 
 def test_broken_files_get_one_line_each_and_the_rest_is_scored(capsys, model_dir, recordings,
                                                                tmp_path):

@@ -81,8 +81,8 @@ def test_channels_last_trains_in_that_layout_deterministically(name):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     losses = [h["train_loss"] for h in a["history"]]
     assert losses[-1] < 0.7 * losses[0] and a["best"]["ua"] >= 0.9
-    default = tiny_params(**{"train.epochs": 1})
-    plain = training.train_fold(name, p.section(name), default.train, fold_data(), LABELS,
+    row_major = tiny_params(**{"train.epochs": 1, "train.channels_last": False})
+    plain = training.train_fold(name, p.section(name), row_major.train, fold_data(), LABELS,
                                 seed=0, feature_params=FEATURE_PARAMS, progress=False)
     assert all(plain["state_dict"][k].is_contiguous() for k in wide)
 
@@ -171,6 +171,62 @@ def test_time_shift_rolls_each_utterance_by_its_own_offset():
     assert len(offsets) > 1
     for i in range(8):
         assert sorted(shifted[i, 0].tolist()) == list(range(20))  # a roll, nothing lost
+
+
+def test_shift_frames_moves_in_time_and_holds_the_edges():
+    x = torch.arange(6.0).repeat(2, 3, 1)                               # (2, 3, 6)
+    assert training.shift_frames(x, 2)[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+    assert training.shift_frames(x, -2)[1, 2].tolist() == [2.0, 3.0, 4.0, 5.0, 5.0, 5.0]
+    assert torch.equal(training.shift_frames(x, 0), x)
+
+
+def test_predict_proba_averages_the_shifted_copies(tmp_path):
+    """evaluate.shifts: the mean of the probabilities of each shifted copy scored alone;
+    [0] is the plain score; no shift, or one as long as the clip, is refused."""
+    p = tiny_params()
+    x, _ = separable(6)
+    model = models.build("cnn", p.cnn, x.shape[1], len(LABELS)).eval()
+    checkpoint = {"normalisation": training.fit_normalisation(x)}
+    plain = training.predict_proba(model, checkpoint, x)
+    assert np.array_equal(training.predict_proba(model, checkpoint, x, shifts=[0]), plain)
+    alone = [training.predict_proba(model, checkpoint,
+                                    training.shift_frames(torch.from_numpy(x), s).numpy())
+             for s in (-3, 0, 5)]
+    averaged = training.predict_proba(model, checkpoint, x, shifts=[-3, 0, 5])
+    np.testing.assert_allclose(averaged, np.mean(alone, axis=0), atol=1e-6)
+    assert not np.allclose(averaged, plain, atol=1e-4)
+    assert np.allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one shift"):
+        training.predict_proba(model, checkpoint, x, shifts=[])
+    with pytest.raises(ValueError, match="shorter than the clip's 40 frames"):
+        training.predict_proba(model, checkpoint, x, shifts=[0, 40])
+
+
+def test_stretch_scales_each_utterance_along_one_axis():
+    bins = torch.arange(10.0)[None, :, None].repeat(2, 1, 3)            # (2, 10, 3)
+    out = training.stretch(bins, torch.tensor([1.0, 2.0]), 1, centre=False)
+    assert torch.equal(out[0], bins[0])                                 # factor 1: unchanged
+    assert torch.allclose(out[1, :, 0], torch.arange(10.0) / 2)        # twice as wide
+    assert torch.equal(out[:, :, 0], out[:, :, 2])                      # every frame alike
+    frames = torch.arange(9.0)[None, None, :].repeat(1, 2, 1)           # (1, 2, 9)
+    fast = training.stretch(frames, torch.tensor([0.5]), 2, centre=True)     # half as long
+    assert fast[0, 0, 4] == 4.0                                         # the middle stays
+    assert fast[0, 0].tolist() == [0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0, 8.0, 8.0]  # edges held
+
+
+def test_warp_changes_every_utterance_differently():
+    p = tiny_params(**{"train.augment.noise.enabled": False,
+                       "train.augment.time_shift.enabled": False,
+                       "train.augment.spec_augment.enabled": False,
+                       "train.augment.warp.enabled": True})
+    x, _ = separable(8)
+    augment = training.Augment(p.train.augment, training.fit_normalisation(x))
+    torch.manual_seed(0)
+    out = augment(torch.from_numpy(x))
+    plain = training.normalise(torch.from_numpy(x), augment.normalisation)
+    assert out.shape == plain.shape and torch.isfinite(out).all()
+    differences = (out - plain).abs().mean(dim=(1, 2))
+    assert (differences > 0).all() and len(set(differences.tolist())) == 8
 
 
 def augment_and_plain(spec_augment: bool) -> tuple[torch.Tensor, torch.Tensor]:

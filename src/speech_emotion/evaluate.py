@@ -8,7 +8,8 @@ utterance is scored:
 - its subset and labels are the cell's;
 - its feature params equal those stored with `features.h5`, and those equal the current
   `features` params.
-Then only the fold's test utterances are scored. The figures come from
+Then only the fold's test utterances are scored (`evaluate.shifts`: each as time-shifted
+copies, their class probabilities averaged). The figures come from
 `speech_emotion.metrics`; the confusion records feed DVC's confusion template.
 """
 
@@ -102,7 +103,8 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
         test = table.iloc[split_rows(table, fold).test]                # the test actors only
         assert set(test["actor"]) <= set(fold.test_actors)
         features = feature_set.features[feature_set.rows(test["path"])]  # (n, F, T)
-        probabilities = np.asarray(predict_proba(model, checkpoint, features))  # (n, C)
+        probabilities = np.asarray(predict_proba(model, checkpoint, features,
+                                                 shifts=params.evaluate.shifts))   # (n, C)
         labels = list(checkpoint["labels"])
         parts.append(pd.DataFrame({
             "fold": fold.number,

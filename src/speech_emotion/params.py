@@ -116,10 +116,18 @@ class TimeShiftParams:
 
 
 @dataclass(frozen=True)
+class WarpParams:
+    enabled: bool
+    freq: float                  # mel axis stretched by a factor in [1 - freq, 1 + freq]
+    time: float                  # time axis stretched by a factor in [1 - time, 1 + time]
+
+
+@dataclass(frozen=True)
 class AugmentParams:
     spec_augment: SpecAugmentParams
     noise: NoiseParams
     time_shift: TimeShiftParams
+    warp: WarpParams
     mixup_alpha: float           # Beta(alpha, alpha) mixup of batches; 0 = off
 
 
@@ -223,6 +231,11 @@ class ProbeParams:
     seed: int                    # t-SNE
 
 
+@dataclass(frozen=True)
+class EvaluateParams:
+    shifts: list[int]            # test-time augmentation: frames each scored copy is shifted
+
+
 SECTIONS: dict[str, type] = {
     "data": DataParams,
     "features": FeatureParams,
@@ -231,6 +244,7 @@ SECTIONS: dict[str, type] = {
     "represent": RepresentParams,
     "probe": ProbeParams,
     "train": TrainParams,
+    "evaluate": EvaluateParams,
     **{name: config for name, (_, config) in MODELS.items()},
 }
 

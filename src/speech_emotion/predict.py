@@ -12,7 +12,9 @@ params stored in the checkpoint, and the model's own normalisation statistics:
                         one clip; longer audio (after the same silence trim or offset)
                         is cut into clip-long windows, `hop` apart, the last one flush
                         with the end
-         --Extractor--> (W, F, T) --each fold model--> (W, C) probabilities
+         --Extractor--> (W, F, T) --each fold model--> (W, C) probabilities (averaged
+                        over time-shifted copies: `--shifts`, by default `evaluate.shifts`
+                        of ./params.yaml, or of `--params`)
          --mean over windows and fold models--> (C,)
 
 A model folder with several fold checkpoints is an ensemble: their probabilities are
@@ -156,7 +158,7 @@ class Prediction:
 
 
 def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extractor,
-                 hop: int | None = None) -> Prediction:
+                 hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
     """Score one file; raises AudioError naming it when it cannot be read."""
     from .training import predict_proba
 
@@ -167,7 +169,7 @@ def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extra
         feats = extractor(clips)                                        # (W, F, T)
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
-    probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy()))
+    probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
                       for model, checkpoint in zip(ensemble.models, ensemble.checkpoints)])
     mean = probs.reshape(-1, probs.shape[-1]).mean(axis=0)              # (C,)
     labels = ensemble.labels
@@ -203,6 +205,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", type=Path, default=None,
                     help="refuse the model unless its feature params equal the `features` "
                          "section of this params.yaml")
+    ap.add_argument("--shifts", type=int, nargs="+", default=None, metavar="FRAMES",
+                    help="test-time augmentation: average over copies shifted by these many "
+                         "frames (default: evaluate.shifts of --params, else of ./params.yaml "
+                         "if there is one, else 0: none)")
     ap.add_argument("--hop-s", type=float, default=None,
                     help="seconds between windows on audio longer than the model's clip "
                          "(default: half a clip)")
@@ -213,10 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
-        expected = None
-        if args.params is not None:
-            from .params import load
-            expected = load(args.params).features
+        expected, shifts = None, args.shifts
+        from .params import DEFAULT_PATH, load
+        params_file = args.params or (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)
+        if params_file is not None and (args.params is not None or shifts is None):
+            loaded = load(params_file)
+            expected = loaded.features if args.params is not None else None
+            shifts = shifts if shifts is not None else loaded.evaluate.shifts
+        shifts = shifts if shifts is not None else [0]
         ensemble = load_ensemble(args.model, expected)
     except (ModelError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -232,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, errors = [], []
     for path in args.files:
         try:
-            results.append(predict_file(path, ensemble, extractor, hop))
+            results.append(predict_file(path, ensemble, extractor, hop, shifts))
         except AudioError as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)

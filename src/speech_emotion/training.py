@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,27 @@ def time_shift(x: torch.Tensor, max_frames: int) -> torch.Tensor:
     return x.gather(2, source[:, None, :].expand(b, f, t))
 
 
+def stretch(x: torch.Tensor, factor: torch.Tensor, dim: int, centre: bool) -> torch.Tensor:
+    """Stretch each utterance of x (B, F, T) along `dim` (1: mel bins, 2: frames) by its own
+    factor (B,), with linear interpolation: output index i reads input position i / factor,
+    measured from index 0 (centre=False) or from the middle (centre=True); positions past
+    either end read the edge value. On the mel axis factor > 1 moves the content up (the
+    formants of a shorter vocal tract), factor < 1 down; on time factor > 1 is slower speech."""
+    n = x.shape[dim]
+    origin = (n - 1) / 2 if centre else 0.0
+    grid = torch.arange(n, dtype=x.dtype, device=x.device)
+    position = ((grid[None, :] - origin) / factor[:, None] + origin).clamp(0, n - 1)  # (B, n)
+    low = position.floor().long().clamp(max=n - 2) if n > 1 else position.long()
+    weight = (position - low).to(x.dtype)                                           # (B, n)
+    high = (low + 1).clamp(max=n - 1)
+    shape = (-1, n, 1) if dim == 1 else (-1, 1, n)
+    expand = list(x.shape)
+    low_index = low.reshape(shape).expand(expand)
+    high_index = high.reshape(shape).expand(expand)
+    w = weight.reshape(shape)
+    return x.gather(dim, low_index) * (1 - w) + x.gather(dim, high_index) * w
+
+
 class Augment(nn.Module):
     """The training-time augmentation of one batch, each part switchable in params.
 
@@ -168,6 +189,15 @@ class Augment(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         noise, shift, spec = self.params.noise, self.params.time_shift, self.params.spec_augment
+        warp = self.params.warp
+        if warp.enabled:
+            b = x.shape[0]
+            if warp.freq > 0:
+                x = stretch(x, torch.empty(b, device=x.device).uniform_(1 - warp.freq,
+                                                                        1 + warp.freq), 1, False)
+            if warp.time > 0:
+                x = stretch(x, torch.empty(b, device=x.device).uniform_(1 - warp.time,
+                                                                        1 + warp.time), 2, True)
         if noise.enabled and noise.p > 0:
             snr = torch.empty(x.shape[0], device=x.device).uniform_(noise.snr_db_min,
                                                                     noise.snr_db_max)
@@ -207,21 +237,41 @@ def logits_of(model: nn.Module, features: torch.Tensor, batch_size: int,
     return torch.cat(out) if out else torch.empty(0)
 
 
+def shift_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, F, T) -> (N, F, T) moved `frames` later in time (earlier if negative); the frames
+    that come in repeat the first or last frame (the clip's edge, padding as a rule)."""
+    t = x.shape[-1]
+    source = (torch.arange(t, device=x.device) - frames).clamp(0, t - 1)     # (T,)
+    return x[..., source]
+
+
 def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
                   features: np.ndarray | torch.Tensor, batch_size: int = 64,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None,
+                  shifts: Sequence[int] = (0,)) -> np.ndarray:
     """Class probabilities (N, n_classes) of raw features (N, F, T) from the features stage.
 
     Applies the checkpoint's normalisation (fitted on its training actors); the class
     order is `checkpoint["labels"]`. `model` comes from `checkpoint.load_model`.
+    `shifts` (`evaluate.shifts`): each utterance is scored as copies shifted in time by
+    these many frames, and their probabilities are averaged (test-time augmentation: the
+    conv stack's pooling grid sees each copy at another phase).
     """
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     n_bins = checkpoint["normalisation"]["mean"].shape[0]
     if x.ndim != 3 or x.shape[1] != n_bins:
         raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (N, {n_bins}, T)")
+    if not shifts:
+        raise ValueError("evaluate.shifts: give at least one shift ([0]: no test-time augmentation)")
+    if any(abs(s) >= x.shape[-1] for s in shifts):
+        raise ValueError(f"evaluate.shifts {list(shifts)}: every shift must be shorter than "
+                         f"the clip's {x.shape[-1]} frames")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    logits = logits_of(model, normalise(x, checkpoint["normalisation"]), batch_size, device)
-    return torch.softmax(logits, dim=1).numpy()
+    probabilities = [torch.softmax(logits_of(model, normalise(shift_frames(x, s) if s else x,
+                                                              checkpoint["normalisation"]),
+                                             batch_size, device), dim=1)
+                     for s in shifts]
+    return torch.stack(probabilities).mean(dim=0).numpy()                      # (N, C)
 
 
 # ---------------------------------------------------------------- one fold
@@ -464,6 +514,7 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
     y = sub["emotion_name"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
     split, train = params.split, params.train
     config = params.section(model_name)
+    single = train.ensemble == 1
     summaries = []
     for fold in make_folds(sub["actor"].unique(), split.protocol, split.folds,
                            split.validation_actors, split.seed, log=log):
@@ -475,13 +526,12 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held])
         results = []
         for member in range(train.ensemble):   # member m trains as train.seed + m alone would
-            run = f"{fold.name}/member{member + 1}" if train.ensemble > 1 else fold.name
+            run = fold.name if single else f"{fold.name}/member{member + 1}"
             results.append(train_fold(
                 model_name, config, train, data, labels,
                 seed=(train.seed + member) * 1000 + fold.number, feature_params=feature_params,
                 on_epoch=(lambda record, run=run: on_epoch(run, record)) if on_epoch else None,
                 progress=progress))
-        single = train.ensemble == 1
         checkpoint = {
             "state_dict": results[0]["state_dict"] if single else [r["state_dict"] for r in results],
             "model": model_name,
