@@ -6,6 +6,8 @@
     python benchmarks/accuracy.py --table a.json b.json   # one table from runs saved with --out
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn_transformer \
         -S cnn_transformer.deltas=2 --tag deltas2 --out ablation.json   # an ablation's row
+    python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn \
+        --keep-models runs/   # the fold checkpoints kept, to score again later
 
 Every system sees the same data, the same speaker-independent folds (`split.protocol`,
 restricted to the actors present) and the same validation actors; test actors are only
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="name the -S settings of this run: its rows become <system>+<tag>, so "
                              "an ablation and the defaults can share one --table")
     parser.add_argument("--out", type=Path, help="write every metrics dict here as JSON")
+    parser.add_argument("--keep-models", type=Path, metavar="DIR",
+                        help="keep the neural checkpoints in DIR/<system>/seed<k>/<model>-<subset>/"
+                             "fold<n>.pt (scored again later with evaluate.evaluate_cell, e.g. "
+                             "under other evaluate.shifts) instead of a temporary folder")
     parser.add_argument("--features-cache", type=Path, metavar="DIR",
                         help="keep the pipeline's features here, one HDF5 file per features "
                              "section, and reuse them on later runs with the same data")
@@ -155,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                 for subset in args.subsets:
                     key = f"{label}/{subset}/seed{seed}"
                     if system in NEURAL:
+                        models_dir = (args.keep_models / label if args.keep_models
+                                      else workdir) / f"seed{seed}"
                         result, seconds = neural_metrics(system, table, feature_set, subset, p,
-                                                         workdir / f"seed{seed}")
+                                                         models_dir)
                         result["train_seconds"] = round(seconds, 1)
                     else:
                         predictions = baseline_predictions(system, x, table, subset, p, seed)

@@ -59,3 +59,29 @@ def test_table_leaves_out_rows_that_were_not_run(tmp_path, capsys):
     assert accuracy.main(["--table", str(saved)]) == 0
     rows = [line.split(" | ")[:2] for line in capsys.readouterr().out.splitlines()[2:]]
     assert rows == [["| cnn", "all"], ["| cnn", "strong"], ["| cnn+deltas2", "all"]]
+
+
+def test_kept_models_score_again_to_the_same_figures(tmp_path, capsys):
+    """--keep-models: the fold checkpoints stay, and evaluate_cell on them (with the cached
+    features and the same params) gives the figures the run printed and saved."""
+    from speech_emotion import evaluate, labels, params, store
+    from speech_emotion.sources import synthetic
+
+    corpus, kept, cache, out = (tmp_path / name for name in ("corpus", "kept", "cache", "out.json"))
+    synthetic.generate(corpus, actors=4, seed=0, progress=False)
+    tiny = {"train.epochs": "2", "cnn.channels": "[4,8]", "train.channels_last": "false"}
+    sets = [arg for key, value in tiny.items() for arg in ("-S", f"{key}={value}")]
+    assert accuracy.main(["--data", str(corpus), "--systems", "cnn", "--subsets", "strong",
+                          "--folds", "1", *sets, "--keep-models", str(kept),
+                          "--features-cache", str(cache), "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())["cnn/strong/seed0"]
+    folder = kept / "cnn" / "seed0" / "cnn-strong"
+    assert sorted(p.name for p in folder.iterdir()) == ["fold1.pt"]
+    [features_file] = cache.glob("*.h5")
+    run = params.load(accuracy.ROOT / "params.yaml",
+                      {"split.folds": [1], **accuracy.parse_overrides([f"{k}={v}" for k, v in tiny.items()])})
+    again = evaluate.evaluate_cell(folder, "strong", labels.build_table(corpus),
+                                   store.read(features_file), run, progress=False,
+                                   log=lambda *a, **k: None).metrics
+    assert (again["ua"], again["wa"], again["macro_f1"]) == (saved["ua"], saved["wa"],
+                                                             saved["macro_f1"])

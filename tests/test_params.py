@@ -53,8 +53,11 @@ def _add_section(name):
     (_add_section("featurez"), "unknown section.*featurez"),
     (_delete("split", "seed"), r"missing key\(s\) split\.seed"),
     (_set("data", "source", "kaggle"), r"data\.source.*expected one of"),
+    (_set("evaluate", "shifts", []), r"evaluate\.shifts: give at least one shift"),
+    (lambda raw: raw["train"]["augment"]["warp"].update(freq=1.0),
+     r"train\.augment\.warp\.freq must be in \[0, 1\)"),
 ], ids=["wrong-type", "bool-is-not-int", "unknown-key", "unknown-section", "missing-key",
-        "literal-choices"])
+        "literal-choices", "no-shift", "warp-factor-not-positive"])
 def test_bad_params_name_the_key(tmp_path, raw, change, message):
     change(raw)
     with pytest.raises(params.ParamsError, match=message):

@@ -121,6 +121,12 @@ class WarpParams:
     freq: float                  # mel axis stretched by a factor in [1 - freq, 1 + freq]
     time: float                  # time axis stretched by a factor in [1 - time, 1 + time]
 
+    def __post_init__(self):
+        for key in ("freq", "time"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ParamsError(f"train.augment.warp.{key} must be in [0, 1) (a stretch "
+                                  f"factor 1 +/- it must stay positive), got {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -234,6 +240,11 @@ class ProbeParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     shifts: list[int]            # test-time augmentation: frames each scored copy is shifted
+
+    def __post_init__(self):
+        if not self.shifts:
+            raise ParamsError("evaluate.shifts: give at least one shift ([0]: no test-time "
+                              "augmentation)")
 
 
 SECTIONS: dict[str, type] = {
