@@ -219,19 +219,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
-        expected, shifts = None, args.shifts
         from .params import DEFAULT_PATH, load
-        params_file = args.params or (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)
-        if params_file is not None and (args.params is not None or shifts is None):
-            loaded = load(params_file)
-            expected = loaded.features if args.params is not None else None
-            shifts = shifts if shifts is not None else loaded.evaluate.shifts
-        shifts = shifts if shifts is not None else [0]
-        ensemble = load_ensemble(args.model, expected)
+        loaded = None                  # --params, else ./params.yaml for the default shifts
+        if args.params is not None:
+            loaded = load(args.params)
+        elif args.shifts is None and DEFAULT_PATH.is_file():
+            loaded = load(DEFAULT_PATH)
+        shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
+        ensemble = load_ensemble(args.model, loaded.features if args.params else None)
     except (ModelError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     params = ensemble.feature_params
+    if max(abs(s) for s in shifts) >= features.n_frames(params):
+        print(f"error: shifts {shifts}: every shift must be shorter than the model's clip of "
+              f"{features.n_frames(params)} frames", file=sys.stderr)
+        return 2
     hop = None
     if args.hop_s is not None:
         if args.hop_s <= 0:
