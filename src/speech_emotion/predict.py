@@ -227,13 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded = load(DEFAULT_PATH)
         shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
         ensemble = load_ensemble(args.model, loaded.features if args.params else None)
+        params = ensemble.feature_params
+        from .training import check_shifts
+        check_shifts(shifts, features.n_frames(params))     # before any file is read
     except (ModelError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    params = ensemble.feature_params
-    if max(abs(s) for s in shifts) >= features.n_frames(params):
-        print(f"error: shifts {shifts}: every shift must be shorter than the model's clip of "
-              f"{features.n_frames(params)} frames", file=sys.stderr)
         return 2
     hop = None
     if args.hop_s is not None:

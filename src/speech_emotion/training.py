@@ -245,6 +245,16 @@ def shift_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     return x[..., source]
 
 
+def check_shifts(shifts: Sequence[int], n_frames: int) -> None:
+    """The rule for test-time shifts (`evaluate.shifts`, `predict --shifts`): at least one,
+    each shorter than the clip of `n_frames` frames; ValueError naming them otherwise."""
+    if not shifts:
+        raise ValueError("evaluate.shifts: give at least one shift ([0]: no test-time augmentation)")
+    if any(abs(s) >= n_frames for s in shifts):
+        raise ValueError(f"evaluate.shifts {list(shifts)}: every shift must be shorter than "
+                         f"the clip's {n_frames} frames")
+
+
 def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
                   features: np.ndarray | torch.Tensor, batch_size: int = 64,
                   device: str | torch.device | None = None,
@@ -261,11 +271,7 @@ def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
     n_bins = checkpoint["normalisation"]["mean"].shape[0]
     if x.ndim != 3 or x.shape[1] != n_bins:
         raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (N, {n_bins}, T)")
-    if not shifts:
-        raise ValueError("evaluate.shifts: give at least one shift ([0]: no test-time augmentation)")
-    if any(abs(s) >= x.shape[-1] for s in shifts):
-        raise ValueError(f"evaluate.shifts {list(shifts)}: every shift must be shorter than "
-                         f"the clip's {x.shape[-1]} frames")
+    check_shifts(shifts, x.shape[-1])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     probabilities = [torch.softmax(logits_of(model, normalise(shift_frames(x, s) if s else x,
                                                               checkpoint["normalisation"]),
