@@ -148,7 +148,8 @@ def test_shifts_average_time_shifted_copies_and_default_to_the_params_file(
     assert list(by_default["predictions"][0]["probabilities"].values()) == got
     frames = features.n_frames(feature_params)          # a shift as long as the clip
     assert predict.main([str(path), "--model", str(model_dir), "--shifts", "0", str(frames)]) == 2
-    assert f"shorter than the clip's {frames} frames" in capsys.readouterr().err
+    assert (f"--shifts [0, {frames}]: every shift must be shorter than the clip's {frames} "
+            "frames") in capsys.readouterr().err
 
 
 def test_broken_files_get_one_line_each_and_the_rest_is_scored(capsys, model_dir, recordings,

@@ -198,7 +198,8 @@ def test_predict_proba_averages_the_shifted_copies(tmp_path):
     assert np.allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="at least one shift"):
         training.predict_proba(model, checkpoint, x, shifts=[])
-    with pytest.raises(ValueError, match="shorter than the clip's 40 frames"):
+    with pytest.raises(ValueError,
+                       match=r"^evaluate\.shifts \[0, 40\]: .* shorter than the clip's 40 frames"):
         training.predict_proba(model, checkpoint, x, shifts=[0, 40])
 
 

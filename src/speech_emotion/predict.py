@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensemble = load_ensemble(args.model, loaded.features if args.params else None)
         params = ensemble.feature_params
         from .training import check_shifts
-        check_shifts(shifts, features.n_frames(params))     # before any file is read
+        check_shifts(shifts, features.n_frames(params),     # before any file is read
+                     "--shifts" if args.shifts else "evaluate.shifts")
     except (ModelError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -245,13 +245,14 @@ def shift_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
     return x[..., source]
 
 
-def check_shifts(shifts: Sequence[int], n_frames: int) -> None:
-    """The rule for test-time shifts (`evaluate.shifts`, `predict --shifts`): at least one,
-    each shorter than the clip of `n_frames` frames; ValueError naming them otherwise."""
+def check_shifts(shifts: Sequence[int], n_frames: int, source: str = "evaluate.shifts") -> None:
+    """The rule for test-time shifts: at least one, each shorter than the clip of
+    `n_frames` frames; ValueError naming `source` (where they came from: `evaluate.shifts`,
+    `predict --shifts`) otherwise."""
     if not shifts:
-        raise ValueError("evaluate.shifts: give at least one shift ([0]: no test-time augmentation)")
+        raise ValueError(f"{source}: give at least one shift ([0]: no test-time augmentation)")
     if any(abs(s) >= n_frames for s in shifts):
-        raise ValueError(f"evaluate.shifts {list(shifts)}: every shift must be shorter than "
+        raise ValueError(f"{source} {list(shifts)}: every shift must be shorter than "
                          f"the clip's {n_frames} frames")
 
 
