@@ -4,6 +4,7 @@
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn egemaps_svm \
         --subsets all -S train.epochs=30 --seeds 0 1
     python benchmarks/accuracy.py --table a.json b.json   # one table from runs saved with --out
+    python benchmarks/accuracy.py --table a.json b.json --plot ua.png   # the same runs, drawn
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn_transformer \
         -S cnn_transformer.deltas=2 --tag deltas2 --out ablation.json   # an ablation's row
     python benchmarks/accuracy.py --data ../shared/ravdess-dev --systems cnn \
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
                         help="print one table from results saved with --out (e.g. one run per "
                              "core, same params and folds) instead of running anything")
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="with --table: draw the saved runs instead of printing the table: "
+                             "UA per system and subset, each seed a dot, the targets on `all`")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--systems", nargs="+", default=list(NEURAL + baselines.BASELINES))
     parser.add_argument("--subsets", nargs="+", default=list(SUBSETS))
@@ -128,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the pipeline's features here, one HDF5 file per features "
                              "section, and reuse them on later runs with the same data")
     args = parser.parse_args(argv)
+    if args.plot and not args.table:
+        parser.error("--plot draws saved runs: give them with --table")
     if args.table:
-        return print_saved(args.table)
+        return plot_saved(args.table, args.plot) if args.plot else print_saved(args.table)
     if args.data is None:
         parser.error("--data is required (or --table)")
     if "/" in args.tag:
@@ -186,11 +192,17 @@ def system_label(system: str, ensemble: int, tag: str) -> str:
             + (f"+{tag}" if tag else ""))
 
 
-def print_saved(paths: list[Path]) -> int:
-    """The table of several --out files: systems, subsets and seeds as they were run."""
+def load_saved(paths: list[Path]) -> dict[str, dict]:
+    """Every `system/subset/seed<k>` result of several --out files."""
     results: dict[str, dict] = {}
     for path in paths:
         results.update(json.loads(path.read_text()))
+    return results
+
+
+def print_saved(paths: list[Path]) -> int:
+    """The table of several --out files: systems, subsets and seeds as they were run."""
+    results = load_saved(paths)
     rows = layout(results)
     # a row may be missing (an ablation run on `all` only), but a row that is there must
     # have every seed of the table: its mean is then over the same repeats as the others
@@ -234,6 +246,62 @@ def table_markdown(results: dict[str, dict], args) -> str:
             lines.append(f"| {system} | {subset} | " + " | ".join(cells)
                          + f" | {runs[0]['n_folds']} x {len(args.seeds)} seed(s) | {took} |")
     return "\n".join(lines)
+
+
+def plot_saved(paths: list[Path], png: Path) -> int:
+    """Draw several --out files: a panel per subset, a bar per system at the mean UA of its
+    seeds (each seed's UA is the mean over its folds: a dot), with the sd over every fold of
+    every seed as the table gives it. Each row shows the seeds it has (the table wants the
+    same seeds in every row; a figure need not). Lines: the better baseline's mean UA and,
+    on `all`, the issue's targets +10 (cnn) and +15 (cnn_transformer) above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from speech_emotion.atomic import atomic_path
+
+    results = load_saved(paths)
+    rows = layout(results)
+    fig, axes = plt.subplots(1, len(rows.subsets), figsize=(4.2 * len(rows.subsets), 4.2),
+                             sharey=True, squeeze=False)
+    for ax, subset in zip(axes[0], rows.subsets):
+        systems = [s for s in rows.systems if has_row(results, s, subset)]
+        means = {}
+        for i, system in enumerate(systems):
+            runs = [r for key, r in results.items() if key.startswith(f"{system}/{subset}/seed")]
+            seed_ua = [100 * statistics.fmean(f["ua"] for f in r["folds"].values()) for r in runs]
+            fold_ua = [100 * f["ua"] for r in runs for f in r["folds"].values()]
+            means[system] = statistics.fmean(seed_ua)
+            colour = "0.75" if system in baselines.BASELINES else "tab:blue"
+            ax.bar(i, means[system], yerr=_sd(fold_ua), color=colour, edgecolor="black",
+                   capsize=4, error_kw={"elinewidth": 0.8, "ecolor": "0.4"})
+            ax.plot([i] * len(seed_ua), seed_ua, "o", color="black", markersize=3.5,
+                    label="one seed (mean of its folds)" if i == 0 else None)
+            ax.annotate(f"{means[system]:.1f}", (i, 2), ha="center", fontsize=8,
+                        color="black")
+        base = [means[s] for s in systems if s in baselines.BASELINES]
+        if base:
+            ax.axhline(max(base), color="0.3", linestyle=":", linewidth=1,
+                       label=f"better baseline {max(base):.1f}")
+            if subset == "all":
+                for gain, style in ((10, "--"), (15, "-.")):
+                    ax.axhline(max(base) + gain, color="tab:red", linestyle=style, linewidth=1,
+                               label=f"target +{gain} ({max(base) + gain:.1f})")
+        ax.set_xticks(range(len(systems)), systems, rotation=20, ha="right", fontsize=8)
+        ax.set_title(f"{subset}", fontsize=10)
+        ax.set_ylim(0, 90)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("UA % on the test actors")
+    fig.suptitle("Bars: the mean of the seeds; whiskers: ± sd over every fold of every seed",
+                 fontsize=9)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
+    print(f"wrote {png}")
+    return 0
 
 
 def _sd(values: list[float]) -> float:

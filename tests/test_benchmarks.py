@@ -85,3 +85,23 @@ def test_kept_models_score_again_to_the_same_figures(tmp_path, capsys):
                                    log=lambda *a, **k: None).metrics
     assert (again["ua"], again["wa"], again["macro_f1"]) == (saved["ua"], saved["wa"],
                                                              saved["macro_f1"])
+
+
+def test_plot_draws_saved_runs_whatever_seeds_each_row_has(tmp_path):
+    """--plot with --table: rows with other seeds (a baseline without randomness, a subset
+    run on fewer seeds) are drawn as they are, the same runs give the same bytes, and
+    --plot alone is refused before any work."""
+    saved = tmp_path / "runs.json"
+    saved.write_text(json.dumps({"mfcc_mlp/all/seed0": fold_result(0.45),
+                                 "cnn/all/seed0": fold_result(0.6),
+                                 "cnn/all/seed1": fold_result(0.62),
+                                 "cnn/strong/seed0": fold_result(0.7)}))
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    assert accuracy.main(["--table", str(saved), "--plot", str(first)]) == 0
+    assert accuracy.main(["--table", str(saved), "--plot", str(second)]) == 0
+    png = first.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    assert png == second.read_bytes()
+    assert not list(tmp_path.glob("*.tmp*"))                 # written whole, then renamed
+    with pytest.raises(SystemExit):
+        accuracy.main(["--plot", str(tmp_path / "c.png")])
