@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     base = params.load(args.params, overrides)
     if base.train.threads:                        # as the train stage: 1 by default, so that
         torch.set_num_threads(base.train.threads)  # two runs side by side do not thrash
+    print(f"torch {torch.__version__}, CPU kernels {cpu_kernels()}", file=sys.stderr)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                         result, seconds = neural_metrics(system, table, feature_set, subset, p,
                                                          models_dir)
                         result["train_seconds"] = round(seconds, 1)
+                        # the CPU kernels decide the float sums, so the bits of the weights
+                        # (README "Reproducibility across machines")
+                        result["cpu_kernels"] = cpu_kernels()
                     else:
                         predictions = baseline_predictions(system, x, table, subset, p, seed)
                         result = metrics.summarise(predictions, SUBSETS[subset], subset)
@@ -183,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def cpu_kernels() -> str:
+    """Which of ATen's CPU kernels run here (AVX512, AVX2, ...; ATEN_CPU_CAPABILITY caps it),
+    and oneDNN's cap if ONEDNN_MAX_CPU_ISA sets one."""
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return torch.backends.cpu.get_cpu_capability() + (f", oneDNN {onednn}" if onednn else "")
 
 
 def system_label(system: str, ensemble: int, tag: str) -> str:

@@ -105,3 +105,13 @@ def test_plot_draws_saved_runs_whatever_seeds_each_row_has(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))                 # written whole, then renamed
     with pytest.raises(SystemExit):
         accuracy.main(["--plot", str(tmp_path / "c.png")])
+
+
+def test_cpu_kernels_names_atens_level_and_a_onednn_cap(monkeypatch):
+    """Saved neural results record the CPU kernels that made them (they decide the bits)."""
+    import torch
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert accuracy.cpu_kernels() == torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert accuracy.cpu_kernels().endswith(", oneDNN AVX2")
