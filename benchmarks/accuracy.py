@@ -226,9 +226,14 @@ def print_saved(paths: list[Path]) -> int:
     return 0
 
 
+def row_runs(results: dict[str, dict], system: str, subset: str) -> list[dict]:
+    """The results of every seed of `system` on `subset`, in the order they were loaded."""
+    return [r for key, r in results.items() if key.startswith(f"{system}/{subset}/seed")]
+
+
 def has_row(results: dict[str, dict], system: str, subset: str) -> bool:
     """Whether any seed of `system` on `subset` is among the results."""
-    return any(key.startswith(f"{system}/{subset}/seed") for key in results)
+    return bool(row_runs(results, system, subset))
 
 
 def layout(results: dict[str, dict]) -> argparse.Namespace:
@@ -272,6 +277,7 @@ def plot_saved(paths: list[Path], png: Path) -> int:
     import matplotlib.pyplot as plt
 
     from speech_emotion.atomic import atomic_path
+    from speech_emotion.probe import PNG_METADATA
 
     results = load_saved(paths)
     rows = layout(results)
@@ -281,7 +287,7 @@ def plot_saved(paths: list[Path], png: Path) -> int:
         systems = [s for s in rows.systems if has_row(results, s, subset)]
         means = {}
         for i, system in enumerate(systems):
-            runs = [r for key, r in results.items() if key.startswith(f"{system}/{subset}/seed")]
+            runs = row_runs(results, system, subset)
             seed_ua = [100 * statistics.fmean(f["ua"] for f in r["folds"].values()) for r in runs]
             fold_ua = [100 * f["ua"] for r in runs for f in r["folds"].values()]
             means[system] = statistics.fmean(seed_ua)
@@ -310,7 +316,7 @@ def plot_saved(paths: list[Path], png: Path) -> int:
                  fontsize=9)
     fig.tight_layout()
     with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
+        fig.savefig(tmp, dpi=110, format="png", metadata=PNG_METADATA)
     plt.close(fig)
     print(f"wrote {png}")
     return 0
