@@ -10,7 +10,7 @@ import torch
 
 from speech_emotion import checkpoint, features, models, params
 from speech_emotion.folds import Fold
-from speech_emotion.models.cnn import CNNConfig
+from speech_emotion.params import CNNConfig
 from speech_emotion.params import FeatureParams
 from speech_emotion.ravdess import SUBSETS
 from speech_emotion.training import fold_record

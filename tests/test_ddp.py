@@ -7,6 +7,7 @@ CNN of test_training on the same easy task and saves what it ended with.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,15 +42,54 @@ def worker(out: Path) -> None:
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
-def test_two_processes_agree_with_one(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_ranks(out: Path) -> list[dict]:
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def one_node(tmp_path_factory):
+    """`torchrun --standalone --nproc_per_node 2`: two processes on one machine."""
+    out = tmp_path_factory.mktemp("one_node")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         __file__, str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300)
+         __file__, str(out)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    return load_ranks(out)
+
+
+@pytest.mark.slow
+def test_two_nodes_agree_with_one_node(one_node, tmp_path):
+    """The README's multi-node form, `torchrun --nnodes 2 --node_rank K --master_addr A
+    --master_port P`, with both "nodes" on this machine (one process each, rendezvous over
+    loopback): the same global batch over the same two ranks gives the same weights, bit
+    for bit, as two processes on one node."""
+    port = str(free_port())
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+         "--node_rank", str(rank), "--master_addr", "127.0.0.1", "--master_port", port,
+         __file__, str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    ranks = load_ranks(tmp_path)
+    assert [r["world"] for r in ranks] == [2, 2]
+    for multi, single in zip(ranks, one_node):
+        assert all(torch.equal(multi["state_dict"][k], single["state_dict"][k])
+                   for k in single["state_dict"])
+
+
+@pytest.mark.slow
+def test_two_processes_agree_with_one(one_node):
+    ranks = one_node
     assert all(r["world"] == 2 for r in ranks)
     # DDP keeps the processes in step: the same weights and the same early-stopping choice
     a, b = (r["state_dict"] for r in ranks)

@@ -71,8 +71,8 @@ def test_every_branch_reaches_the_logits(configs):
 
 
 def test_train_models_and_subsets_are_checked():
-    with pytest.raises(ParamsError, match="train.models: unknown \\['svm'\\]"):
-        params.load(PARAMS, overrides={"train.models": ["svm"]})
+    with pytest.raises(ParamsError, match="cells.models: unknown \\['svm'\\]"):
+        params.load(PARAMS, overrides={"cells.models": ["svm"]})
 
 
 def test_branch_dropout_drops_whole_branches_never_all(configs):

@@ -34,8 +34,8 @@ TINY = {
     "split.folds": [1],
     "features.duration_s": 1.0,
     "features.n_mels": 32,
-    "train.models": ["cnn", "cnn_transformer"],
-    "train.subsets": ["all"],
+    "cells.models": ["cnn", "cnn_transformer"],
+    "cells.subsets": ["all"],
     "train.epochs": 1,
     "train.patience": 1,
     "train.device": "cpu",
@@ -46,8 +46,19 @@ TINY = {
     "cnn_transformer.n_heads": 2,
     "cnn_transformer.n_layers": 1,
     "cnn_transformer.dim_feedforward": 32,
-    "represent.variants": ["logmel_stats"],
-    "represent.subsets": ["all"],
+    "cells.variants": ["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"],
+    "cells.variant_subsets": ["all"],
+    "represent.beta_vae.epochs": 1,
+    "represent.beta_vae.channels": [4, 8],
+    "represent.beta_vae.latent_dim": 4,
+    "represent.fhvae.epochs": 1,
+    "represent.fhvae.hidden": 8,
+    "represent.fhvae.z1_dim": 3,
+    "represent.fhvae.z2_dim": 3,
+    "represent.ss_fhvae.epochs": 1,
+    "represent.ss_fhvae.hidden": 8,
+    "represent.ss_fhvae.z1_dim": 3,
+    "represent.ss_fhvae.z2_dim": 3,
 }
 CELLS = ("cnn-all", "cnn_transformer-all")
 # What the issue asks to be byte-identical: data, features, models, metrics (and the rest).
@@ -117,11 +128,12 @@ def runs(tmp_path_factory):
     second = base / "second"
     shutil.copytree(first, second, symlinks=True)
     start = time.perf_counter()
-    procs = {"first": start_repro(first, PYTHONHASHSEED="0"),
+    trace = base / "trace"          # what each stage of the first run read and imported
+    procs = {"first": start_repro(first, PYTHONHASHSEED="0", SPEECH_EMOTION_TRACE=str(trace)),
              "second": start_repro(second, PYTHONHASHSEED="12345")}
     logs = {name: finish(proc) for name, proc in procs.items()}
     print(f"two fresh `dvc repro` runs side by side: {time.perf_counter() - start:.0f} s")
-    return {"first": first, "second": second, "logs": logs,
+    return {"first": first, "second": second, "logs": logs, "trace": trace,
             "locks": {"first": (first / "dvc.lock").read_text(),
                       "second": (second / "dvc.lock").read_text()}}
 
@@ -195,3 +207,60 @@ def test_a_stage_killed_half_way_leaves_no_partial_output(runs):
     write_params(project, {"train.epochs": 1, "train.patience": 1})
     finish(start_repro(project))
     assert outputs((project / "dvc.lock").read_text()) == outputs(runs["locks"]["first"])
+
+
+# Package files every process imports that compute nothing: the package's own __init__
+# (its version, and the hook that writes these traces) and the trace module itself.
+UNTRACKED_MODULES = ("src/speech_emotion/__init__.py", "src/speech_emotion/trace.py")
+
+
+def _covered(used: str, declared: list[str], sep: str) -> bool:
+    """`used` is `declared` or lies below one of them (`train` covers `train.optim.lr`)."""
+    return any(used == d or used.startswith(d + sep) for d in declared)
+
+
+def undeclared(lock: dict, traces: list[dict]) -> dict[str, dict[str, list[str]]]:
+    """Per stage of `lock` that a trace ran: the params it read and the package files (its
+    own script included) it imported that the stage does not declare."""
+    by_cmd = {stage["cmd"]: name for name, stage in lock["stages"].items()}
+    problems: dict[str, dict[str, list[str]]] = {}
+    for trace in traces:
+        name = by_cmd.get("python " + " ".join(trace["argv"]))
+        if name is None:        # dvc's own processes do not import speech_emotion
+            continue
+        stage = lock["stages"][name]
+        params = list(stage.get("params", {}).get("params.yaml", {}))
+        deps = [dep["path"] for dep in stage["deps"]]
+        missing = {
+            "params": [key for key in trace["params"] if not _covered(key, params, ".")],
+            "deps": [path for path in [trace["argv"][0], *trace["modules"]]
+                     if path not in UNTRACKED_MODULES and not _covered(path, deps, "/")],
+        }
+        if any(missing.values()):
+            problems[name] = {k: v for k, v in missing.items() if v}
+    return problems
+
+
+def test_every_stage_declares_the_params_and_code_it_uses(runs):
+    """Every stage of the first run recorded (speech_emotion.trace) the params it read and
+    the package modules it imported; each must be among its stage's params and deps in
+    dvc.lock, or a change to it would leave the stage's outputs stale."""
+    lock = yaml.safe_load(runs["locks"]["first"])
+    traces = [json.loads(p.read_text()) for p in sorted(runs["trace"].glob("*.json"))]
+    ran = {" ".join(t["argv"]) for t in traces}
+    for name, stage in lock["stages"].items():     # every stage left a trace
+        assert stage["cmd"].removeprefix("python ") in ran, name
+    assert undeclared(lock, traces) == {}
+
+
+def test_the_dependency_check_catches_an_undeclared_param_and_module():
+    lock = {"stages": {"train@cnn-all": {
+        "cmd": "python stages/train.py cnn all",
+        "deps": [{"path": "stages/train.py"}, {"path": "src/speech_emotion/models"}],
+        "params": {"params.yaml": {"train.epochs": 1, "cnn": {}}}}}}
+    trace = {"argv": ["stages/train.py", "cnn", "all"],
+             "params": ["train.epochs", "cnn.dropout", "train.utterance_norm"],
+             "modules": ["src/speech_emotion/__init__.py", "src/speech_emotion/models/cnn.py",
+                         "src/speech_emotion/metrics.py"]}
+    assert undeclared(lock, [trace]) == {"train@cnn-all": {
+        "params": ["train.utterance_norm"], "deps": ["src/speech_emotion/metrics.py"]}}

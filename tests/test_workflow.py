@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,15 +30,15 @@ TINY = {
     "split.folds": [1],
     "features.duration_s": 1.0,
     "features.n_mels": 32,
-    "train.models": ["cnn"],
-    "train.subsets": ["all"],
+    "cells.models": ["cnn"],
+    "cells.subsets": ["all"],
     "train.epochs": 1,
     "train.patience": 1,
     "train.device": "cpu",
     "cnn.channels": [4, 8],
     # The VAE probes also write metrics/*.json, so `report` pulls them in: keep them tiny.
-    "represent.variants": ["logmel_stats"],
-    "represent.subsets": ["all"],
+    "cells.variants": ["logmel_stats"],
+    "cells.variant_subsets": ["all"],
 }
 # The stages this workflow is about: report and what it needs (data, features, train,
 # evaluate); the descriptive figures are left out to keep the test short.
@@ -184,6 +185,43 @@ def test_metrics_params_and_plots_diff(experiment):
     # The confusion matrix of the cell is drawn (under the title dvc.yaml gives it).
     assert "Confusion (cnn, all), normalised by actual emotion" in html
     assert "percent_of_y" in html          # the row-normalised confusion template
+
+
+def test_queue_runs_experiments_in_parallel_workers(project):
+    """The README's sweep: experiments queued with `dvc exp run --queue` and run by two
+    `dvc queue start -j 2` workers; each lands in `dvc exp show` with its own metrics."""
+    root, dvc = project
+    names = {"q-dropout": "cnn.dropout=0.3", "q-smoothing": "train.label_smoothing=0.0"}
+    for name, override in names.items():
+        dvc("exp", "run", "--queue", "-S", override, "-n", name, TARGET)
+    dvc("queue", "start", "-j", "2")
+    deadline = time.monotonic() + 600
+    while True:
+        status = dvc("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    dvc("queue", "stop", check=False)
+    assert status.count("Success") >= len(names), status
+    table = json.loads(dvc("exp", "show", "--json").stdout)
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            name = node.get("name")
+            metrics = (node.get("data") or {}).get("metrics") or {}
+            if name in names and METRICS in metrics:
+                found[name] = metrics[METRICS]["data"]["ua"]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(table)
+    assert set(found) == set(names), json.dumps(table)[:3000]
+    assert all(0.0 <= ua <= 1.0 for ua in found.values())
 
 
 def _leaves(node, prefix=""):

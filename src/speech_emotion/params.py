@@ -3,6 +3,12 @@
 Every section of `params.yaml` is a frozen dataclass. Fields have no defaults on purpose:
 `params.yaml` is the one home of every hyperparameter, so a missing key is an error, and
 so is an unknown key or a value of the wrong type; each error names the key.
+
+This module imports no torch: the models import their configs from here, never the other
+way round, so loading params is cheap.
+
+Every dataclass loaded from `params.yaml` records the dotted key of each field that is read
+(`reads()`), so a test can check that a stage declares in `dvc.yaml` every param it reads.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from .ravdess import SUBSETS
+
 DEFAULT_PATH = Path("params.yaml")
 
 
@@ -23,9 +31,44 @@ class ParamsError(ValueError):
     """params.yaml is malformed; the message names the key and the file."""
 
 
+_READS: set[str] = set()
+
+
+def reads() -> list[str]:
+    """The dotted keys of every param read so far in this process, e.g. `train.optim.lr`."""
+    return sorted(_READS)
+
+
+class Section:
+    """Base of the params dataclasses: a field read from a loaded section is recorded.
+
+    `from_dict` tags each section (and nested section) with its dotted key; dataclasses
+    built by hand (tests) or from a checkpoint carry no tag and record nothing. Reads of a
+    nested section record its leaves, not the section itself.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name[0] != "_":
+            key = object.__getattribute__(self, "__dict__").get("_key")
+            if key is not None and name in type(self).__dataclass_fields__ \
+                    and not isinstance(value, Section):
+                _READS.add(f"{key}.{name}")
+        return value
+
+
+def _tag(section: Section, key: str) -> None:
+    """Mark `section` (and its nested sections) as loaded from `key` of params.yaml."""
+    object.__setattr__(section, "_key", key)
+    for field in dataclasses.fields(section):
+        value = object.__getattribute__(section, field.name)
+        if isinstance(value, Section):
+            _tag(value, f"{key}.{field.name}")
+
+
 # ---------------------------------------------------------------- data (download, labels)
 @dataclass(frozen=True)
-class ZenodoParams:
+class ZenodoParams(Section):
     url: str
     md5: str
     retries: int
@@ -33,13 +76,13 @@ class ZenodoParams:
 
 
 @dataclass(frozen=True)
-class SyntheticParams:
+class SyntheticParams(Section):
     actors: int
     seed: int
 
 
 @dataclass(frozen=True)
-class DataParams:
+class DataParams(Section):
     source: Literal["synthetic", "zenodo", "local"]
     local_path: str | None
     zenodo: ZenodoParams
@@ -48,7 +91,7 @@ class DataParams:
 
 # ---------------------------------------------------------------- features
 @dataclass(frozen=True)
-class FeatureParams:
+class FeatureParams(Section):
     kind: Literal["logmel", "mfcc"]
     sample_rate: int
     clip: Literal["trim", "offset"]
@@ -68,7 +111,7 @@ class FeatureParams:
 
 # ---------------------------------------------------------------- speaker-independent folds
 @dataclass(frozen=True)
-class SplitParams:
+class SplitParams(Section):
     protocol: Literal["emobox", "loso"]
     folds: list[int]
     validation_actors: int
@@ -77,7 +120,7 @@ class SplitParams:
 
 # ---------------------------------------------------------------- descriptive analysis
 @dataclass(frozen=True)
-class DescribeParams:
+class DescribeParams(Section):
     example_actor: int           # whose utterances the example figure shows
     example_intensity: Literal["normal", "strong"]  # neutral falls back to normal
     pitch_min_hz: float          # YIN search range
@@ -86,15 +129,71 @@ class DescribeParams:
     dpi: int                     # figure resolution (sizes in describe.FIGURES)
 
 
-# ---------------------------------------------------------------- training (classifiers)
-# The models' own sections (`cnn`, `cnn_transformer`) are their config dataclasses, kept
-# beside the model code in speech_emotion.models and registered in SECTIONS below.
-from .models import MODELS  # noqa: E402  (imports torch)
-from .ravdess import SUBSETS  # noqa: E402
+# ---------------------------------------------------------------- the dvc.yaml matrices
+@dataclass(frozen=True)
+class CellsParams(Section):
+    """Which cells the train/evaluate and represent/probe matrices of dvc.yaml run. A section
+    of its own, so that a stage can depend on `train` or `represent` as a whole while
+    changing the matrix adds or drops cells without re-running the others."""
+
+    models: list[str]            # classifiers (train@ / evaluate@): sections of params.yaml
+    subsets: list[str]           # intensity subsets of the classifiers
+    variants: list[Literal["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"]]  # represent@ / probe@
+    variant_subsets: list[str]   # intensity subsets of the representations
+
+    def __post_init__(self):
+        for key, values, known in (("models", self.models, MODEL_CONFIGS),
+                                   ("subsets", self.subsets, SUBSETS),
+                                   ("variant_subsets", self.variant_subsets, SUBSETS)):
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise ParamsError(f"cells.{key}: unknown {unknown}; known: {list(known)}")
+
+
+# ---------------------------------------------------------------- the classifiers' sections
+@dataclass(frozen=True)
+class CNNConfig(Section):
+    """`cnn`: the base CNN (models/cnn.py)."""
+
+    channels: list[int]      # output channels of each conv block, e.g. [16, 32, 64]
+    kernel_size: int         # square conv kernel, odd
+    pool: int                # max-pool size (both axes) after each block
+    dropout: float           # after each block
+    classifier_dropout: float
+    deltas: int              # 0, 1 (delta) or 2 (delta + delta-delta) extra input channels
 
 
 @dataclass(frozen=True)
-class SpecAugmentParams:
+class CNNTransformerConfig(Section):
+    """`cnn_transformer`: parallel CNN branches + a Transformer (models/cnn_transformer.py)."""
+
+    channels: list[int]       # conv channels per block, shared by every branch
+    kernel_sizes: list[int]   # one conv branch per entry (its square, odd kernel)
+    pool: int                 # max-pool size after each conv block
+    conv_dropout: float
+    time_pool: int            # max-pool over frames before the Transformer
+    d_model: int
+    n_heads: int
+    n_layers: int
+    dim_feedforward: int
+    transformer_dropout: float
+    positional: bool          # add sinusoidal position encodings to the frame sequence
+    classifier_dropout: float
+    branch_dropout: float     # training: P(an utterance loses one branch's embedding)
+    transformer_lr_scale: float  # training: the Transformer branch's share of train.optim.lr
+    deltas: int               # 0, 1 or 2 extra input channels (time derivatives)
+
+
+# model name -> its config; the name is also its params.yaml section and its module in
+# speech_emotion.models (which maps the same names to the nn.Module classes)
+MODEL_CONFIGS: dict[str, type] = {"cnn": CNNConfig, "cnn_transformer": CNNTransformerConfig}
+
+
+# ---------------------------------------------------------------- training (classifiers)
+
+
+@dataclass(frozen=True)
+class SpecAugmentParams(Section):
     enabled: bool
     freq_mask: int               # widest frequency mask, in bins (torchaudio FrequencyMasking)
     time_mask: int               # widest time mask, in frames (torchaudio TimeMasking)
@@ -102,7 +201,7 @@ class SpecAugmentParams:
 
 
 @dataclass(frozen=True)
-class NoiseParams:
+class NoiseParams(Section):
     enabled: bool
     p: float                     # chance that an utterance gets noise
     snr_db_min: float            # SNR drawn uniformly from [snr_db_min, snr_db_max]
@@ -110,13 +209,13 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
-class TimeShiftParams:
+class TimeShiftParams(Section):
     enabled: bool
     max_frames: int              # circular shift by up to this many frames either way
 
 
 @dataclass(frozen=True)
-class WarpParams:
+class WarpParams(Section):
     enabled: bool
     freq: float                  # mel axis stretched by a factor in [1 - freq, 1 + freq]
     time: float                  # time axis stretched by a factor in [1 - time, 1 + time]
@@ -129,7 +228,7 @@ class WarpParams:
 
 
 @dataclass(frozen=True)
-class AugmentParams:
+class AugmentParams(Section):
     spec_augment: SpecAugmentParams
     noise: NoiseParams
     time_shift: TimeShiftParams
@@ -138,7 +237,7 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
-class OptimParams:
+class OptimParams(Section):
     name: Literal["adamw", "sgd"]
     lr: float                    # peak learning rate
     weight_decay: float
@@ -149,9 +248,7 @@ class OptimParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    models: list[str]            # the dvc.yaml matrix: models x subsets
-    subsets: list[str]
+class TrainParams(Section):
     seed: int                    # weights, shuffling and augmentation
     ensemble: int                # models per fold, seeds seed .. seed + ensemble - 1;
                                  # their class probabilities are averaged
@@ -174,23 +271,18 @@ class TrainParams:
     augment: AugmentParams
 
     def __post_init__(self):
-        for key, values, known in (("models", self.models, MODELS),
-                                   ("subsets", self.subsets, SUBSETS)):
-            unknown = [v for v in values if v not in known]
-            if unknown:
-                raise ParamsError(f"train.{key}: unknown {unknown}; known: {list(known)}")
         if self.ensemble < 1:
             raise ParamsError(f"train.ensemble must be at least 1, got {self.ensemble}")
 
 
 # ---------------------------------------------------------------- representation learning
 @dataclass(frozen=True)
-class LogmelStatsParams:
+class LogmelStatsParams(Section):
     statistics: list[Literal["mean", "std"]]  # per-bin statistics over frames (the baseline)
 
 
 @dataclass(frozen=True)
-class BetaVAEParams:
+class BetaVAEParams(Section):
     epochs: int
     lr: float                    # Adam
     channels: list[int]          # conv channels; each conv halves mel bins and frames
@@ -199,7 +291,7 @@ class BetaVAEParams:
 
 
 @dataclass(frozen=True)
-class FHVAEParams:
+class FHVAEParams(Section):
     epochs: int
     lr: float                    # Adam
     hidden: int                  # LSTM units of the two encoders and the decoder
@@ -212,9 +304,7 @@ class FHVAEParams:
 
 
 @dataclass(frozen=True)
-class RepresentParams:
-    variants: list[Literal["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"]]  # x subsets
-    subsets: list[Literal["all", "strong", "normal"]]
+class RepresentParams(Section):
     segment_frames: int          # frames per segment, non-overlapping
     batch_size: int              # segments per step
     transductive: bool           # test actors' audio (never labels) in VAE training
@@ -228,7 +318,7 @@ class RepresentParams:
 
 
 @dataclass(frozen=True)
-class ProbeParams:
+class ProbeParams(Section):
     C: float                     # inverse L2 strength of the logistic regression
     max_iter: int
     class_weight: Literal["none", "balanced"]
@@ -238,7 +328,7 @@ class ProbeParams:
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(Section):
     shifts: list[int]            # test-time augmentation: frames each scored copy is shifted
 
     def __post_init__(self):
@@ -248,6 +338,7 @@ class EvaluateParams:
 
 
 SECTIONS: dict[str, type] = {
+    "cells": CellsParams,
     "data": DataParams,
     "features": FeatureParams,
     "split": SplitParams,
@@ -256,7 +347,7 @@ SECTIONS: dict[str, type] = {
     "probe": ProbeParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
-    **{name: config for name, (_, config) in MODELS.items()},
+    **MODEL_CONFIGS,
 }
 
 
@@ -286,7 +377,8 @@ def from_dict(raw: Mapping[str, Any], source: str = "params") -> "Params":
     for name, cls in SECTIONS.items():
         if name not in raw:
             raise ParamsError(f"{source}: missing section '{name}'")
-        sections[name] = _convert(raw[name], cls, name, source)
+        sections[name] = convert(raw[name], cls, name, source)
+        _tag(sections[name], name)
     return Params(sections)
 
 
@@ -317,8 +409,9 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _convert(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check `value` against the type hint `hint`, recursing into dataclasses and lists."""
+def convert(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check `value` against the type hint `hint`, recursing into dataclasses and lists;
+    `key` and `source` name it in errors. Also validates a checkpoint's stored configs."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
@@ -332,12 +425,12 @@ def _convert(value: Any, hint: Any, key: str, source: str) -> Any:
         missing = [f for f in fields if f not in value]
         if missing:
             raise ParamsError(f"{source}: missing key(s) {', '.join(f'{key}.{m}' for m in missing)}")
-        return hint(**{f: _convert(value[f], hints[f], f"{key}.{f}", source) for f in fields})
+        return hint(**{f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields})
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in args:
             try:
-                return _convert(value, option, key, source)
+                return convert(value, option, key, source)
             except ParamsError as err:
                 errors.append(str(err))
         raise ParamsError(f"{source}: '{key}' = {value!r} is none of {_name(hint)}")
@@ -348,11 +441,11 @@ def _convert(value: Any, hint: Any, key: str, source: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise ParamsError(f"{source}: '{key}' must be a list, got {value!r}")
-        return [_convert(item, args[0], f"{key}[{i}]", source) for i, item in enumerate(value)]
+        return [convert(item, args[0], f"{key}[{i}]", source) for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ParamsError(f"{source}: '{key}' must be a mapping, got {value!r}")
-        return {k: _convert(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
+        return {k: convert(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
     if hint is type(None):
         if value is not None:
             raise ParamsError(f"{source}: '{key}' must be null, got {value!r}")

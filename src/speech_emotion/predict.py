@@ -117,10 +117,10 @@ def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
 
 
 def feature_params_of(checkpoint: dict[str, Any], path: Path) -> FeatureParams:
-    from .params import ParamsError, _convert
+    from .params import ParamsError, convert
 
     try:
-        return _convert(dict(checkpoint["feature_params"]), FeatureParams, "feature_params",
+        return convert(dict(checkpoint["feature_params"]), FeatureParams, "feature_params",
                         str(path))
     except ParamsError as err:
         raise ModelError(f"{path}: checkpoint feature params are unusable ({err})") from None

@@ -98,7 +98,7 @@ def build_model(variant: str, params: Any, n_mels: int, n_sequences: int,
         supervised = variant == "ss_fhvae"
         if supervised and p.supervised_weight <= 0:
             raise RepresentError("represent.ss_fhvae.supervised_weight must be > 0 "
-                                 "(drop ss_fhvae from represent.variants to switch it off)")
+                                 "(drop ss_fhvae from cells.variants to switch it off)")
         if not supervised and p.supervised_weight != 0:
             raise RepresentError("represent.fhvae.supervised_weight must be 0: fhvae is the "
                                  "unsupervised model (ss_fhvae is the semi-supervised one)")

@@ -2,7 +2,7 @@
 
 Each model is a plain `nn.Module` taking features (B, F, T) and returning logits
 (B, n_classes); its config is a frozen dataclass, validated from the params.yaml section
-of the same name (registered in `speech_emotion.params.SECTIONS`).
+of the same name (`speech_emotion.params.MODEL_CONFIGS`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from .cnn import CNN, CNNConfig
-from .cnn_transformer import CNNTransformer, CNNTransformerConfig
+from ..params import MODEL_CONFIGS, convert
+from .cnn import CNN
+from .cnn_transformer import CNNTransformer
 
 # name -> (module class, config dataclass); the name is also the params.yaml section.
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "cnn": (CNN, CNNConfig),
-    "cnn_transformer": (CNNTransformer, CNNTransformerConfig),
+    "cnn": (CNN, MODEL_CONFIGS["cnn"]),
+    "cnn_transformer": (CNNTransformer, MODEL_CONFIGS["cnn_transformer"]),
 }
+assert set(MODELS) == set(MODEL_CONFIGS), "every model needs a config in params.MODEL_CONFIGS"
 
 
 def config_from(name: str, config: Any) -> Any:
@@ -29,8 +31,7 @@ def config_from(name: str, config: Any) -> Any:
     if isinstance(config, cls):
         return config
     if isinstance(config, Mapping):
-        from ..params import _convert  # the same validation as params.yaml
-        return _convert(dict(config), cls, name, "model config")
+        return convert(dict(config), cls, name, "model config")  # params.yaml's validation
     raise TypeError(f"{name}: config must be a {cls.__name__} or a dict, got {type(config)}")
 
 

@@ -14,21 +14,11 @@ formants), which a global average over frequency would throw away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torchaudio.functional as AF
 from torch import nn
 
-
-@dataclass(frozen=True)
-class CNNConfig:
-    channels: list[int]      # output channels of each conv block, e.g. [16, 32, 64]
-    kernel_size: int         # square conv kernel, odd
-    pool: int                # max-pool size (both axes) after each block
-    dropout: float           # after each block
-    classifier_dropout: float
-    deltas: int              # 0, 1 (delta) or 2 (delta + delta-delta) extra input channels
+from ..params import CNNConfig  # the `cnn` section of params.yaml
 
 
 def add_deltas(x: torch.Tensor, order: int) -> torch.Tensor:

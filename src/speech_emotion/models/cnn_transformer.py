@@ -29,31 +29,14 @@ of real speech it did not pay (README "Accuracy on real speech").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..params import CNNTransformerConfig  # the `cnn_transformer` section of params.yaml
 from .cnn import add_deltas, conv_block, pooled_size
 
 
-@dataclass(frozen=True)
-class CNNTransformerConfig:
-    channels: list[int]       # conv channels per block, shared by every branch
-    kernel_sizes: list[int]   # one conv branch per entry (its square, odd kernel)
-    pool: int                 # max-pool size after each conv block
-    conv_dropout: float
-    time_pool: int            # max-pool over frames before the Transformer
-    d_model: int
-    n_heads: int
-    n_layers: int
-    dim_feedforward: int
-    transformer_dropout: float
-    positional: bool          # add sinusoidal position encodings to the frame sequence
-    classifier_dropout: float
-    branch_dropout: float     # training: P(an utterance loses one branch's embedding)
-    transformer_lr_scale: float  # training: the Transformer branch's share of train.optim.lr
-    deltas: int               # 0, 1 or 2 extra input channels (time derivatives)
 
 
 def sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:
