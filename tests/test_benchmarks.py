@@ -115,3 +115,21 @@ def test_cpu_kernels_names_atens_level_and_a_onednn_cap(monkeypatch):
     assert accuracy.cpu_kernels() == torch.backends.cpu.get_cpu_capability()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert accuracy.cpu_kernels().endswith(", oneDNN AVX2")
+
+
+@pytest.mark.slow
+def test_train_speed_times_this_tree_against_a_revision():
+    """benchmarks/train_speed.py --against REV: both trees' per-epoch figures and the ratio."""
+    import subprocess
+
+    tiny = ["-S", "cnn.channels=[4, 8]", "-S", "cnn_transformer.channels=[4, 8]",
+            "-S", "cnn_transformer.d_model=16", "-S", "cnn_transformer.n_heads=2",
+            "-S", "cnn_transformer.n_layers=1", "-S", "features.duration_s=1.0"]
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks/train_speed.py"), "--against",
+                           "HEAD", "--rows", "32", "--epochs", "1", "--repeat", "1", *tiny],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for model in ("cnn", "cnn_transformer"):
+        line = next(l for l in done.stdout.splitlines() if l.strip().startswith(f"{model}:"))
+        assert "HEAD" in line and "this tree" in line and line.endswith("x as fast"), line
