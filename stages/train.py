@@ -8,6 +8,7 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 from dvclive import Live
 
 from speech_emotion import atomic, checkpoint, labels, stage, store, training
+from speech_emotion.device import is_main_process
 from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
     features = feature_set.features
 
-    if not training.is_main_process():      # torchrun ranks > 0 train, rank 0 writes
+    if not is_main_process():      # torchrun ranks > 0 train, rank 0 writes
         training.train_cell(model, subset, p, table, features, feature_set.attrs,
                             save=lambda k, c: None, progress=False, log=lambda *a, **k: None)
         return

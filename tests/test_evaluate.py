@@ -113,7 +113,7 @@ def test_an_oracle_scores_one_so_rows_and_labels_line_up(tmp_path, setup, monkey
     def oracle(model, checkpoint, features, **kwargs):
         return np.eye(len(checkpoint["labels"]))[np.asarray(features)[:, 0, 0].astype(int)]
 
-    monkeypatch.setattr("speech_emotion.training.predict_proba", oracle)
+    monkeypatch.setattr("speech_emotion.inference.predict_proba", oracle)
     result = evaluate.evaluate_cell(model_dir, "all", table,
                                     FeatureSet(feats, store.index, store.attrs), run,
                                     progress=False)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from speech_emotion import folds, params, training
+from speech_emotion import folds, normalisation, params, training
 from speech_emotion.ravdess import ACTORS, EMOTIONS, SUBSETS, gender
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -101,7 +101,7 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
 
     def fake_train_fold(name, config, train, data, labels, **kwargs):
         seen.append(data)
-        return {"state_dict": {}, "normalisation": training.fit_normalisation(data.x_train),
+        return {"state_dict": {}, "normalisation": normalisation.fit_normalisation(data.x_train),
                 "best_epoch": 1, "best": {"loss": 1.0, "ua": 0.5, "wa": 0.5}, "history": [{}],
                 "parameters": 0, "seconds_per_epoch": 0.0}
 
@@ -137,7 +137,7 @@ def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
 
     def fake_train_fold(name, config, train, data, labels, *, seed, **kwargs):
         calls.append((seed, data))
-        return {"state_dict": {"seed": seed}, "normalisation": training.fit_normalisation(data.x_train),
+        return {"state_dict": {"seed": seed}, "normalisation": normalisation.fit_normalisation(data.x_train),
                 "best_epoch": seed % 7, "best": {}, "history": [{}],
                 "parameters": 0, "seconds_per_epoch": 0.0}
 

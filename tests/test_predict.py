@@ -15,7 +15,7 @@ from speech_emotion import cli, features, predict
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import Fold
 from speech_emotion.ravdess import SUBSETS
-from speech_emotion.training import predict_proba
+from speech_emotion.inference import predict_proba
 
 from random_models import REPO, save_random_cell, small_feature_params
 

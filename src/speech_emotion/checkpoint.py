@@ -79,7 +79,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     """The trained model (eval mode, on `device`) and its checkpoint dict: the model
     itself, or an `Ensemble` of its members when `state_dict` is a list of them.
 
-    Score features with `speech_emotion.training.predict_proba(model, checkpoint, features)`.
+    Score features with `speech_emotion.inference.predict_proba(model, checkpoint, features)`.
     """
     checkpoint = load(path)
     n_bins = int(checkpoint["normalisation"]["mean"].shape[0])

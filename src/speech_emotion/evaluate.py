@@ -86,7 +86,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
                   log=print) -> CellResult:
     """Score every fold model of `model_dir` on its fold's test actors only."""
     from .checkpoint import load_model, path_for
-    from .training import predict_proba
+    from .inference import predict_proba
 
     model_dir = Path(model_dir)
     check_params(feature_set.attrs, params.features)

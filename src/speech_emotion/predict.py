@@ -160,7 +160,7 @@ class Prediction:
 def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extractor,
                  hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
     """Score one file; raises AudioError naming it when it cannot be read."""
-    from .training import predict_proba
+    from .inference import predict_proba
 
     params = ensemble.feature_params
     wave = features.load_wave(path, params.sample_rate)                 # (samples,)
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
         ensemble = load_ensemble(args.model, loaded.features if args.params else None)
         params = ensemble.feature_params
-        from .training import check_shifts
+        from .inference import check_shifts
         check_shifts(shifts, features.n_frames(params),     # before any file is read
                      "--shifts" if args.shifts else "evaluate.shifts")
     except (ModelError, ValueError, OSError) as err:

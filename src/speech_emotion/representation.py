@@ -41,7 +41,9 @@ from .folds import Fold, make_folds, split_rows  # noqa: E402
 from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig  # noqa: E402
 from .models.vae import BetaVAE, BetaVAEConfig  # noqa: E402
 from .ravdess import SUBSETS  # noqa: E402
-from .training import fit_normalisation, fold_record, normalise, select_device, subset_rows
+from .device import select_device  # noqa: E402
+from .normalisation import fit_normalisation, normalise  # noqa: E402
+from .training import fold_record, subset_rows  # noqa: E402
 
 VARIANTS = ("logmel_stats", "beta_vae", "fhvae", "ss_fhvae")
 # The groups of latent columns each variant writes; the first is its representation.
