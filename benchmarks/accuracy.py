@@ -43,9 +43,9 @@ import baselines  # noqa: E402
 
 from speech_emotion import checkpoint, evaluate, features, labels, metrics, params, store  # noqa: E402
 from speech_emotion.sources.local import copy_corpus  # noqa: E402
-from speech_emotion.folds import make_folds, split_rows  # noqa: E402
+from speech_emotion.folds import from_split, split_rows, subset_rows  # noqa: E402
 from speech_emotion.ravdess import SUBSETS  # noqa: E402
-from speech_emotion.training import subset_rows, train_cell  # noqa: E402
+from speech_emotion.training import train_cell  # noqa: E402
 
 NEURAL = ("cnn", "cnn_transformer")
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,7 @@ def baseline_predictions(name: str, x: np.ndarray, table: pd.DataFrame, subset: 
     x = x[rows]
     y = sub["emotion_name"].to_numpy()
     parts = []
-    for fold in make_folds(sub["actor"].unique(), p.split.protocol, p.split.folds,
-                           p.split.validation_actors, p.split.seed):
+    for fold in from_split(sub["actor"], p.split):
         sides = split_rows(sub, fold)
         predicted = baselines.fit_predict(name, x, y, sides.train, sides.validation,
                                           sides.test, seed)

@@ -52,7 +52,7 @@ actor_sets = st.tuples(
 def test_no_test_actor_or_twin_leaks(actors, protocol, chosen, subset, twin_pairs, validation,
                                      seed):
     table = corpus(actors, twin_pairs)
-    sub = table.iloc[training.subset_rows(table, subset)].reset_index(drop=True)
+    sub = table.iloc[folds.subset_rows(table, subset)].reset_index(drop=True)
     table_folds = folds.protocol_folds(protocol)
     wanted = [n for n in chosen if n in table_folds]
     present = set(sub["actor"])
@@ -83,11 +83,26 @@ def test_no_test_actor_or_twin_leaks(actors, protocol, chosen, subset, twin_pair
 def test_subset_rows_pick_one_intensity():
     table = corpus(list(range(1, 9)), [])
     for subset, intensity in (("strong", "strong"), ("normal", "normal")):
-        rows = training.subset_rows(table, subset)
+        rows = folds.subset_rows(table, subset)
         assert set(table["intensity_name"].iloc[rows]) == {intensity}
-    assert len(training.subset_rows(table, "all")) == len(table)
+    assert len(folds.subset_rows(table, "all")) == len(table)
     with pytest.raises(ValueError, match="unknown subset"):
-        training.subset_rows(table, "loud")
+        folds.subset_rows(table, "loud")
+
+
+def test_subset_table_is_the_subset_rows_renumbered():
+    table = corpus(list(range(1, 9)), [])
+    strong = folds.subset_table(table, "strong")
+    assert strong.index.tolist() == list(range(len(strong)))
+    assert strong.equals(table.iloc[folds.subset_rows(table, "strong")].reset_index(drop=True))
+
+
+def test_from_split_runs_the_folds_of_the_split_params():
+    split = params.load(PARAMS, overrides={"split.folds": [1, 2], "split.seed": 3}).split
+    actors = pd.Series([a for a in range(1, 13) for _ in range(3)])   # repeats, as a column
+    quiet = {"log": lambda *a, **k: None}
+    assert folds.from_split(actors, split, **quiet) == folds.make_folds(
+        range(1, 13), "emobox", [1, 2], split.validation_actors, 3, **quiet)
 
 
 @pytest.mark.parametrize("monitor", ["ua", "none"])

@@ -42,6 +42,7 @@ import torch
 from . import features, paths
 from .audio import AudioError
 from .params import FeatureParams
+from .store import feature_differences
 
 DEFAULT_MODEL = paths.model_dir("cnn", "all")
 DECIMALS = 4
@@ -101,19 +102,6 @@ def load_ensemble(folder: str | Path, expected: FeatureParams | None = None) -> 
             raise ModelError(f"{folder}: trained on other feature params than requested "
                              f"(requested vs model: {problems}); retrain it or drop --params")
     return Ensemble(folder, models, checkpoints, list(first["labels"]), params)
-
-
-def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
-    """`key expected != got` for every feature param that changes the features; '' if none.
-
-    Settings that do not change the features (`store.NOT_FEATURE_DEFINING`, e.g. the
-    batch size of the transform) are not compared.
-    """
-    from .store import NOT_FEATURE_DEFINING
-
-    keys = sorted((set(expected) | set(got)) - set(NOT_FEATURE_DEFINING))
-    return ", ".join(f"{key} {expected.get(key, '(missing)')!r} != {got.get(key, '(missing)')!r}"
-                     for key in keys if expected.get(key) != got.get(key))
 
 
 def feature_params_of(checkpoint: dict[str, Any], path: Path) -> FeatureParams:

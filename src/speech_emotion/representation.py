@@ -37,13 +37,12 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from . import checkpoint  # noqa: E402
-from .folds import Fold, make_folds, split_rows  # noqa: E402
+from .folds import Fold, fold_record, from_split, split_rows, subset_rows  # noqa: E402
 from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig  # noqa: E402
 from .models.vae import BetaVAE, BetaVAEConfig  # noqa: E402
 from .ravdess import SUBSETS  # noqa: E402
 from .device import select_device  # noqa: E402
 from .normalisation import fit_normalisation, normalise  # noqa: E402
-from .training import fold_record, subset_rows  # noqa: E402
 
 VARIANTS = ("logmel_stats", "beta_vae", "fhvae", "ss_fhvae")
 # The groups of latent columns each variant writes; the first is its representation.
@@ -56,11 +55,6 @@ class RepresentError(ValueError):
 
 
 # ---------------------------------------------------------------- rows and segments
-def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
-    """The rows of data.csv in intensity subset `subset` (all | strong | normal), in order."""
-    return table.iloc[subset_rows(table, subset)].reset_index(drop=True)
-
-
 def training_rows(table: pd.DataFrame, fold: Fold) -> np.ndarray:
     """Positions of the utterances a fold may learn from: its training and validation actors."""
     sides = split_rows(table, fold)
@@ -309,9 +303,7 @@ def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.
         raise RepresentError(f"data.csv has {len(table)} rows but the features {len(features)}")
     rows = subset_rows(table, subset)
     sub = table.iloc[rows].reset_index(drop=True)
-    split = params.split
-    folds = make_folds(sub["actor"], split.protocol, split.folds, split.validation_actors,
-                       split.seed, log=log)
+    folds = from_split(sub["actor"], params.split, log=log)
     results = [represent_fold(variant, features[rows], sub, fold, subset, params.represent,
                               feature_params, progress) for fold in folds]
     return CellResult(sub, folds, results)

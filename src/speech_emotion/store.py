@@ -161,6 +161,17 @@ def check_params(attrs: dict[str, Any], params: FeatureParams) -> None:
                          + "); re-run the features stage or use the params they were made with")
 
 
+def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
+    """`key expected != got` for every feature param that changes the features; '' if none.
+
+    Settings that do not change the features (`NOT_FEATURE_DEFINING`, e.g. the batch size
+    of the transform) are not compared.
+    """
+    keys = sorted((set(expected) | set(got)) - set(NOT_FEATURE_DEFINING))
+    return ", ".join(f"{key} {expected.get(key, '(missing)')!r} != {got.get(key, '(missing)')!r}"
+                     for key in keys if expected.get(key) != got.get(key))
+
+
 def _check_inputs(table: pd.DataFrame, features: np.ndarray) -> None:
     needed = set(INDEX_COLUMNS) | {"emotion_name", "intensity_name", "gender", "sample_rate",
                                    "frames"}

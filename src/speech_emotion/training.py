@@ -39,11 +39,11 @@ from tqdm import tqdm
 from . import metrics, models
 from .augment import Augment, check_augment
 from .device import init_distributed, select_device
-from .folds import Fold, make_folds, split_rows
+from .folds import fold_record, from_split, split_rows, subset_rows
 from .inference import logits_of
 from .normalisation import fit_normalisation, normalise
 from .params import Params, TrainParams
-from .ravdess import SUBSET_INTENSITY, SUBSETS
+from .ravdess import SUBSETS
 
 
 # ---------------------------------------------------------------- one fold
@@ -240,22 +240,6 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
 
 
 # ---------------------------------------------------------------- one dvc.yaml cell
-def subset_rows(table: pd.DataFrame, subset: str) -> np.ndarray:
-    """Row positions of the utterances of one intensity subset (`all`: every row)."""
-    if subset not in SUBSETS:
-        raise ValueError(f"unknown subset {subset!r}; known: {list(SUBSETS)}")
-    intensity = SUBSET_INTENSITY[subset]
-    if intensity is None:
-        return np.arange(len(table))
-    return np.flatnonzero(table["intensity_name"].to_numpy() == intensity)
-
-
-def fold_record(fold: Fold) -> dict[str, Any]:
-    return {"number": fold.number, "test_actors": list(fold.test_actors),
-            "validation_actors": list(fold.validation_actors),
-            "train_actors": list(fold.train_actors)}
-
-
 def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
                features: np.ndarray, feature_params: dict[str, Any],
                save: Callable[[int, dict[str, Any]], None],
@@ -279,12 +263,11 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
     if unknown:
         raise ValueError(f"subset {subset}: emotions {unknown} are not among its classes {labels}")
     y = sub["emotion_name"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
-    split, train = params.split, params.train
+    train = params.train
     config = params.section(model_name)
     single = train.ensemble == 1
     summaries = []
-    for fold in make_folds(sub["actor"].unique(), split.protocol, split.folds,
-                           split.validation_actors, split.seed, log=log):
+    for fold in from_split(sub["actor"], params.split, log=log):
         sides = split_rows(sub, fold)
         if train.monitor == "none":           # no selection: the validation actors train too
             fit, held = np.concatenate([sides.train, sides.validation]), sides.validation[:0]
