@@ -270,13 +270,8 @@ def plot_saved(paths: list[Path], png: Path) -> int:
     every seed as the table gives it. Each row shows the seeds it has (the table wants the
     same seeds in every row; a figure need not). Lines: the better baseline's mean UA and,
     on `all`, the issue's targets +10 (cnn) and +15 (cnn_transformer) above it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from speech_emotion.atomic import atomic_path
-    from speech_emotion.probe import PNG_METADATA
+    from speech_emotion.figures import PNG_METADATA, plt
 
     results = load_saved(paths)
     rows = layout(results)

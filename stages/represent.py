@@ -6,11 +6,9 @@ fold<k>_history.csv for the VAEs), plots/reconstructions/<variant>-<subset>.png.
     python stages/represent.py fhvae all
 """
 
-import matplotlib.pyplot as plt
-
 from speech_emotion import atomic, labels, stage, store
+from speech_emotion.figures import PNG_METADATA, plt
 from speech_emotion.paths import DATA_CSV, FEATURES, RECONSTRUCTIONS, cell, model_dir
-from speech_emotion.probe import PNG_METADATA
 from speech_emotion.representation import reconstruction_figure, represent_cell, write_cell
 
 

@@ -19,23 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from matplotlib.patches import Patch
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # no display; the same renderer everywhere
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torchaudio  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from . import features  # noqa: E402
-from .params import DescribeParams, FeatureParams  # noqa: E402
-from .ravdess import EMOTION_NAMES, INTENSITIES, actor_dir  # noqa: E402
+from . import features
+from .figures import PNG_METADATA, plt
+from .params import DescribeParams, FeatureParams
+from .ravdess import EMOTION_NAMES, GENDERS, INTENSITIES, actor_dir
 
 INTENSITY_NAMES = tuple(INTENSITIES[code] for code in sorted(INTENSITIES))
-GENDERS = ("male", "female")
 REQUIRED_COLUMNS = ("path", "stem", "emotion_name", "intensity_name", "statement",
                     "repetition", "actor", "gender", "duration_s")
 
@@ -58,8 +54,6 @@ FIGURES: dict[str, tuple[float, float]] = {
     "mean_logmel.png": (12.0, 6.0),
     "examples.png": (12.0, 9.0),
 }
-# Fixed PNG metadata: no software version or date, so a rerun writes the same bytes.
-PNG_METADATA = {"Software": None}
 
 
 class DescribeError(ValueError):
@@ -337,7 +331,7 @@ STYLE = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fo
 
 
 def _legend_patches(colours: dict[str, str]) -> list:
-    return [matplotlib.patches.Patch(facecolor=c, edgecolor="black", label=name)
+    return [Patch(facecolor=c, edgecolor="black", label=name)
             for name, c in colours.items()]
 
 

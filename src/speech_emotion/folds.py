@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .ravdess import ACTORS, SUBSET_INTENSITY, SUBSETS, gender
+from .ravdess import ACTORS, GENDERS, SUBSET_INTENSITY, SUBSETS, gender
 
 if TYPE_CHECKING:                     # params imports the models (torch); folds needs neither
     from .params import SplitParams
@@ -106,13 +106,12 @@ def pick_validation(actors: list[int], count: int, seed: int) -> tuple[int, ...]
     if count < 2:
         raise FoldError("split.validation_actors must be at least 2 (one male, one female)")
     rng = random.Random(seed)
-    by_gender = {g: sorted(a for a in actors if gender(a) == g) for g in ("male", "female")}
+    by_gender = {g: sorted(a for a in actors if gender(a) == g) for g in GENDERS}
     for pool in by_gender.values():
         rng.shuffle(pool)
     picked = []
-    order = ["male", "female"]
     while len(picked) < count and any(by_gender.values()):
-        for g in order:
+        for g in GENDERS:
             if by_gender[g] and len(picked) < count:
                 picked.append(by_gender[g].pop())
     if len({gender(a) for a in picked}) < 2:

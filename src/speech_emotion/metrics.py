@@ -36,13 +36,12 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score,
                              precision_recall_fscore_support)
 
-from .ravdess import INTENSITIES, gender
+from .ravdess import GENDERS, INTENSITIES, gender
 
 DECIMALS = 4
 FIGURES = ("ua", "wa", "macro_f1")
 # Columns of the predictions table that `summarise` reads; one row per test utterance.
 PREDICTION_COLUMNS = ("fold", "actor", "intensity_name", "actual", "predicted")
-GENDERS = ("male", "female")
 INTENSITY_ORDER = tuple(INTENSITIES[code] for code in sorted(INTENSITIES, reverse=True))  # strong, normal
 
 

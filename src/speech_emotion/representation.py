@@ -26,23 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")  # no display; the same renderer everywhere
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from . import checkpoint  # noqa: E402
-from .folds import Fold, fold_record, from_split, split_rows, subset_rows  # noqa: E402
-from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig  # noqa: E402
-from .models.vae import BetaVAE, BetaVAEConfig  # noqa: E402
-from .ravdess import SUBSETS  # noqa: E402
-from .device import select_device  # noqa: E402
-from .normalisation import fit_normalisation, normalise  # noqa: E402
+from . import checkpoint
+from .device import select_device
+from .figures import plt
+from .folds import Fold, fold_record, from_split, split_rows, subset_rows
+from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig
+from .models.vae import BetaVAE, BetaVAEConfig
+from .normalisation import fit_normalisation, normalise
+from .ravdess import SUBSETS
 
 VARIANTS = ("logmel_stats", "beta_vae", "fhvae", "ss_fhvae")
 # The groups of latent columns each variant writes; the first is its representation.

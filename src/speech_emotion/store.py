@@ -29,13 +29,11 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .params import FeatureParams
-from .ravdess import actor_dir
+from .ravdess import CODE_COLUMNS, actor_dir
 
 FEATURES = "features"
 INDEX = "index"
-CODES = ("modality", "vocal_channel", "emotion", "intensity", "statement", "repetition",
-         "actor")
-INDEX_COLUMNS = ("path", "stem") + CODES
+INDEX_COLUMNS = ("path", "stem") + CODE_COLUMNS
 # Settings that do not change the features, so a model may ignore a difference in them.
 NOT_FEATURE_DEFINING = ("batch_size",)
 
@@ -133,7 +131,7 @@ def read(path: str | Path) -> FeatureSet:
     index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
     for column in ("path", "stem"):
         index[column] = index[column].str.decode("utf-8")
-    index = index.astype({code: "int64" for code in CODES})   # as pandas reads data.csv
+    index = index.astype({code: "int64" for code in CODE_COLUMNS})   # as pandas reads data.csv
     return FeatureSet(features, index, attrs)
 
 
@@ -189,11 +187,11 @@ def _index_records(table: pd.DataFrame) -> np.ndarray:
     """The index as a fixed-width structured array (HDF5 compound, no variable-length data)."""
     width = {column: max(1, table[column].str.len().max()) for column in ("path", "stem")}
     dtype = [("path", f"S{width['path']}"), ("stem", f"S{width['stem']}")]
-    dtype += [(code, "<i4") for code in CODES]
+    dtype += [(code, "<i4") for code in CODE_COLUMNS]
     records = np.empty(len(table), dtype=dtype)
     for column in ("path", "stem"):
         records[column] = table[column].str.encode("utf-8").to_numpy()
-    for code in CODES:
+    for code in CODE_COLUMNS:
         records[code] = table[code].to_numpy()
     return records
 
