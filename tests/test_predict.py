@@ -195,7 +195,7 @@ def test_refuses_a_model_made_with_other_feature_params(capsys, model_dir, recor
     save_random_cell(mixed, small_feature_params(), FOLDS[:1])
     save_random_cell(mixed, small_feature_params(n_mels=20), FOLDS[1:])
     with pytest.raises(predict.ModelError, match=r"fold2.pt: feature params differ .*n_mels"):
-        predict.load_ensemble(mixed)
+        predict.load_cell_models(mixed)
 
 
 def test_missing_model_folder_is_a_clear_error(capsys, recordings, tmp_path):

@@ -88,12 +88,6 @@ def frame_rms_db(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     return 20 * torch.log10(rms.clamp_min(1e-6))
 
 
-def active_span(level_db: torch.Tensor, below_peak_db: float) -> tuple[int, int]:
-    """First and one-past-last frame within `below_peak_db` of the loudest frame."""
-    active = torch.nonzero(level_db >= level_db.max() - below_peak_db).flatten()
-    return int(active[0]), int(active[-1]) + 1
-
-
 def yin(wave: torch.Tensor, sample_rate: int, f_min: float, f_max: float, hop: int,
         threshold: float) -> torch.Tensor:
     """YIN pitch track: `(samples,)` -> `(frames,)` F0 in Hz, NaN where unvoiced.

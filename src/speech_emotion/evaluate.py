@@ -35,7 +35,9 @@ class EvaluateError(ValueError):
 
 
 @dataclass
-class CellResult:
+class CellScores:
+    """What scoring one cell's fold models on their test actors gives."""
+
     metrics: dict[str, Any]            # the metrics JSON
     confusion: list[dict[str, str]]    # one {actual, predicted} record per test utterance
     predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per test utterance
@@ -68,7 +70,7 @@ def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset:
 
 def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
                   feature_set: FeatureSet, params: Params, progress: bool = True,
-                  log=print) -> CellResult:
+                  log=print) -> CellScores:
     """Score every fold model of `model_dir` on its fold's test actors only."""
     from .checkpoint import load_model, path_for
     from .inference import predict_proba
@@ -100,5 +102,5 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
             "path": test["path"].to_numpy(),
         }))
     predictions = pd.concat(parts, ignore_index=True)
-    return CellResult(metrics.summarise(predictions, SUBSETS[subset], subset),
+    return CellScores(metrics.summarise(predictions, SUBSETS[subset], subset),
                       metrics.confusion_records(predictions), predictions)

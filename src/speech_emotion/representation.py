@@ -281,7 +281,9 @@ def _reconstruct(model: torch.nn.Module, utterances: np.ndarray, frames: int) ->
 
 # ---------------------------------------------------------------- one dvc.yaml cell
 @dataclass
-class CellResult:
+class CellRepresentations:
+    """Every fold's representations of one variant and subset."""
+
     table: pd.DataFrame                   # the subset's rows of data.csv
     folds: list[Fold]
     results: list[FoldResult]             # one per fold, in fold order
@@ -289,7 +291,7 @@ class CellResult:
 
 def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.ndarray,
                    params: Any, feature_params: dict[str, Any] | None = None,
-                   progress: bool = True, log=print) -> CellResult:
+                   progress: bool = True, log=print) -> CellRepresentations:
     """Every fold of `params.split` for one variant and subset.
 
     `table` is data.csv and `features` (N, F, T) its rows, aligned; `params` the whole
@@ -302,7 +304,7 @@ def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.
     folds = from_split(sub["actor"], params.split, log=log)
     results = [represent_fold(variant, features[rows], sub, fold, subset, params.represent,
                               feature_params, progress) for fold in folds]
-    return CellResult(sub, folds, results)
+    return CellRepresentations(sub, folds, results)
 
 
 def latents_path(model_dir: str | Path, fold_number: int) -> Path:
@@ -310,7 +312,7 @@ def latents_path(model_dir: str | Path, fold_number: int) -> Path:
     return Path(model_dir) / f"fold{fold_number}.csv"
 
 
-def write_cell(out_dir: Path, cell: CellResult) -> None:
+def write_cell(out_dir: Path, cell: CellRepresentations) -> None:
     """Latents, checkpoints and loss histories of every fold into `out_dir` (made whole
     by the caller with `atomic.atomic_dir`)."""
     for fold, result in zip(cell.folds, cell.results):
@@ -334,7 +336,7 @@ def read_latents(model_dir: str | Path, folds: list[Fold]) -> dict[int, pd.DataF
     return out
 
 
-def reconstruction_figure(cell: CellResult, variant: str, per_emotion: int = 1,
+def reconstruction_figure(cell: CellRepresentations, variant: str, per_emotion: int = 1,
                           emotions: int = 4):
     """Inputs beside their reconstructions: test-actor utterances of the first fold."""
     fold, result = cell.folds[0], cell.results[0]
