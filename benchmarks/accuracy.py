@@ -39,13 +39,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import baselines  # noqa: E402
-
 from speech_emotion import checkpoint, evaluate, features, labels, metrics, params, store  # noqa: E402
-from speech_emotion.sources.local import copy_corpus  # noqa: E402
 from speech_emotion.folds import from_split, split_rows, subset_rows  # noqa: E402
 from speech_emotion.ravdess import SUBSETS  # noqa: E402
+from speech_emotion.sources.local import copy_corpus  # noqa: E402
 from speech_emotion.training import train_cell  # noqa: E402
+
+import baselines  # noqa: E402
 
 NEURAL = ("cnn", "cnn_transformer")
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +277,7 @@ def plot_saved(paths: list[Path], png: Path) -> int:
     rows = layout(results)
     fig, axes = plt.subplots(1, len(rows.subsets), figsize=(4.2 * len(rows.subsets), 4.2),
                              sharey=True, squeeze=False)
-    for ax, subset in zip(axes[0], rows.subsets):
+    for ax, subset in zip(axes[0], rows.subsets, strict=True):
         systems = [s for s in rows.systems if has_row(results, s, subset)]
         means = {}
         for i, system in enumerate(systems):

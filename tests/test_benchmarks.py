@@ -79,7 +79,8 @@ def test_kept_models_score_again_to_the_same_figures(tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["fold1.pt"]
     [features_file] = cache.glob("*.h5")
     run = params.load(accuracy.ROOT / "params.yaml",
-                      {"split.folds": [1], **accuracy.parse_overrides([f"{k}={v}" for k, v in tiny.items()])})
+                      {"split.folds": [1],
+                       **accuracy.parse_overrides([f"{k}={v}" for k, v in tiny.items()])})
     again = evaluate.evaluate_cell(folder, "strong", labels.build_table(corpus),
                                    store.read(features_file), run, progress=False,
                                    log=lambda *a, **k: None).metrics

@@ -17,9 +17,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from test_training import LABELS, FEATURE_PARAMS, fold_data, tiny_params  # noqa: E402
-
 from speech_emotion import training  # noqa: E402
+
+from test_training import FEATURE_PARAMS, LABELS, fold_data, tiny_params  # noqa: E402
 
 OVERRIDES = {"train.epochs": 5, "train.batch_size": 16}
 

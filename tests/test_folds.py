@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from speech_emotion import folds, normalisation, params, training
 from speech_emotion.ravdess import ACTORS, EMOTIONS, SUBSETS, gender
@@ -126,7 +125,7 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
                         save=lambda k, c: saved.__setitem__(k, c), progress=False,
                         log=lambda *a, **k: None)
     assert sorted(saved) == [1, 2] and len(seen) == 2
-    for data, k in zip(seen, (1, 2)):
+    for data, k in zip(seen, (1, 2), strict=True):
         fold = saved[k]["fold"]
         test = set(folds.EMOBOX_FOLDS[k])
         assert set(fold["test_actors"]) == test
@@ -152,7 +151,8 @@ def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
 
     def fake_train_fold(name, config, train, data, labels, *, seed, **kwargs):
         calls.append((seed, data))
-        return {"state_dict": {"seed": seed}, "normalisation": normalisation.fit_normalisation(data.x_train),
+        return {"state_dict": {"seed": seed},
+                "normalisation": normalisation.fit_normalisation(data.x_train),
                 "best_epoch": seed % 7, "best": {}, "history": [{}],
                 "parameters": 0, "seconds_per_epoch": 0.0}
 

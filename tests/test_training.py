@@ -344,7 +344,8 @@ def test_an_ensemble_checkpoint_scores_the_mean_of_its_members(tmp_path):
         assert not isinstance(model, models.ensemble.SeedEnsemble)
         singles.append(inference.predict_proba(model, loaded, data.x_val))
     assert not np.allclose(singles[0], singles[1], atol=1e-3)       # two different models
-    checkpoint.save(tmp_path / "fold1.pt", {**base, "state_dict": [m["state_dict"] for m in members],
+    checkpoint.save(tmp_path / "fold1.pt", {**base,
+                                            "state_dict": [m["state_dict"] for m in members],
                                             "best_epoch": [m["best_epoch"] for m in members]})
     model, loaded = checkpoint.load_model(tmp_path / "fold1.pt")
     assert isinstance(model, models.ensemble.SeedEnsemble) and len(model.members) == 2

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,7 @@ def yin(wave: torch.Tensor, sample_rate: int, f_min: float, f_max: float, hop: i
     cmnd = torch.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] * lags[1:] / running.clamp_min(1e-12)
     # first lag under the threshold that is a local minimum
-    inner = cmnd[:, tau_min: tau_max]                                               # lags tau_min..tau_max-1
+    inner = cmnd[:, tau_min: tau_max]                           # lags tau_min..tau_max-1
     is_min = inner <= cmnd[:, tau_min + 1: tau_max + 1]
     candidate = (inner < threshold) & is_min
     voiced = candidate.any(dim=1)
@@ -235,7 +235,7 @@ def _example_stems(table: pd.DataFrame, describe: DescribeParams) -> set[str]:
     return stems
 
 
-def _mel_centres(extractor: "features.Extractor") -> np.ndarray:
+def _mel_centres(extractor: features.Extractor) -> np.ndarray:
     """Centre frequency (Hz) of each mel band: the peak of its triangular filter."""
     mel = next(m for m in extractor.modules() if isinstance(m, torchaudio.transforms.MelScale))
     all_freqs = torch.linspace(0, mel.sample_rate // 2, mel.fb.shape[0])   # (n_stft,)
@@ -287,7 +287,8 @@ def summarise(analysis: Analysis) -> dict:
         for e in EMOTION_NAMES:
             cells = {}
             for i in INTENSITY_NAMES:
-                values = rows.loc[(rows["emotion_name"] == e) & (rows["intensity_name"] == i), column]
+                chosen = (rows["emotion_name"] == e) & (rows["intensity_name"] == i)
+                values = rows.loc[chosen, column]
                 values = values.dropna()
                 if len(values):
                     cells[i] = _round(values.median())
@@ -445,7 +446,7 @@ def figure_silence(analysis: Analysis):
 def _by_gender(analysis: Analysis, name: str, column: str, ylabel: str, title: str):
     u = analysis.utterances
     fig, axes = plt.subplots(1, 2, figsize=FIGURES[name], layout="constrained")
-    for ax, gender in zip(axes, GENDERS):
+    for ax, gender in zip(axes, GENDERS, strict=True):
         rows = u[u["gender"] == gender]
         _boxes(ax, rows, column, ylabel, f"{gender} actors ({rows['actor'].nunique()})")
     _intensity_legend(fig)
@@ -482,7 +483,7 @@ def figure_mean_logmel(analysis: Analysis):
     fp = analysis.features
     clip_s = features.n_samples(fp) / fp.sample_rate
     image = None
-    for ax, emotion in zip(axes.flat, EMOTION_NAMES):
+    for ax, emotion in zip(axes.flat, EMOTION_NAMES, strict=True):
         mean = analysis.mean_logmel[emotion]
         image = ax.imshow(mean, origin="lower", aspect="auto", cmap=COLOURMAP, vmin=vmin,
                           vmax=vmax, interpolation="nearest",

@@ -40,7 +40,8 @@ class CellScores:
 
     metrics: dict[str, Any]            # the metrics JSON
     confusion: list[dict[str, str]]    # one {actual, predicted} record per test utterance
-    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per test utterance
+    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per
+                                       # test utterance
 
 
 def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset: str,

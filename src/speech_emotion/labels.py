@@ -12,8 +12,19 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import audio
-from .ravdess import (ACTOR_DIR, ACTORS, AUDIO_SUFFIXES, CODE_COLUMNS, INTENSITIES, NEUTRAL,
-                      RavdessNameError, Utterance, actor_dir, full_corpus, parse_name)
+from .ravdess import (
+    ACTOR_DIR,
+    ACTORS,
+    AUDIO_SUFFIXES,
+    CODE_COLUMNS,
+    INTENSITIES,
+    NEUTRAL,
+    RavdessNameError,
+    Utterance,
+    actor_dir,
+    full_corpus,
+    parse_name,
+)
 
 COLUMNS = (
     "path", "stem", *CODE_COLUMNS, "emotion_name", "intensity_name", "statement_text", "gender",

@@ -32,9 +32,10 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ def load_cell_models(folder: str | Path, expected: FeatureParams | None = None) 
         models.append(model)
         checkpoints.append(checkpoint)
     first = checkpoints[0]
-    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+    for path, checkpoint in zip(paths[1:], checkpoints[1:], strict=True):
         if list(checkpoint["labels"]) != list(first["labels"]):
             raise ModelError(f"{path}: labels {list(checkpoint['labels'])} differ from "
                              f"{paths[0].name}'s {list(first['labels'])}")
@@ -158,11 +159,12 @@ def predict_file(path: str | Path, cell: CellModels, extractor: features.Extract
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
     probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
-                      for model, checkpoint in zip(cell.models, cell.checkpoints)])
+                      for model, checkpoint in zip(cell.models, cell.checkpoints, strict=True)])
     mean = probs.reshape(-1, probs.shape[-1]).mean(axis=0)              # (C,)
     labels = cell.labels
     return Prediction(str(path), labels[int(mean.argmax())],
-                      {label: round(float(p), DECIMALS) for label, p in zip(labels, mean)},
+                      {label: round(float(p), DECIMALS)
+                       for label, p in zip(labels, mean, strict=True)},
                       int(clips.shape[0]))
 
 

@@ -22,9 +22,10 @@ in the headline metrics (`PRIMARY`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ def encode(model: torch.nn.Module, segments: torch.Tensor, owner: torch.Tensor,
     model.eval()
     if isinstance(model, FHVAE):
         z1, z2 = zip(*(model.encode(segments[i:i + batch_size])
-                       for i in range(0, len(segments), batch_size)))
+                       for i in range(0, len(segments), batch_size)), strict=True)
         z1, z2 = torch.cat(z1), torch.cat(z2)                            # (M, D1), (M, D2)
         c = model.config
         ratio = (c.z2_prior_std / c.mu2_prior_std) ** 2
@@ -315,7 +316,7 @@ def latents_path(model_dir: str | Path, fold_number: int) -> Path:
 def write_cell(out_dir: Path, cell: CellRepresentations) -> None:
     """Latents, checkpoints and loss histories of every fold into `out_dir` (made whole
     by the caller with `atomic.atomic_dir`)."""
-    for fold, result in zip(cell.folds, cell.results):
+    for fold, result in zip(cell.folds, cell.results, strict=True):
         result.latents.to_csv(latents_path(out_dir, fold.number), index=False,
                               lineterminator="\n")
         if result.checkpoint is not None:

@@ -19,9 +19,10 @@ written in table order without timestamps (h5py >= 3.15), attributes in a fixed 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -82,7 +83,7 @@ def write(path: str | Path, table: pd.DataFrame, features: np.ndarray,
             f.attrs[key] = value
         flat = f.create_dataset(FEATURES, data=features, track_times=False)
         f.create_dataset(INDEX, data=_index_records(table), track_times=False)
-        for row, (name, utt) in enumerate(zip(names, table.itertuples())):
+        for row, (name, utt) in enumerate(zip(names, table.itertuples(), strict=True)):
             leaf = _create_leaf(f, name, flat, row)
             leaf.attrs["file"] = utt.path
             leaf.attrs["emotion"] = utt.emotion_name
@@ -144,8 +145,8 @@ def read_aligned(path: str | Path, table: pd.DataFrame, params: FeatureParams) -
     feature_set = read(path)
     check_params(feature_set.attrs, params)
     rows = feature_set.rows(table["path"])
-    return FeatureSet(feature_set.features[rows], feature_set.index.iloc[rows].reset_index(drop=True),
-                      feature_set.attrs)
+    return FeatureSet(feature_set.features[rows],
+                      feature_set.index.iloc[rows].reset_index(drop=True), feature_set.attrs)
 
 
 def check_params(attrs: dict[str, Any], params: FeatureParams) -> None:

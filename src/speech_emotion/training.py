@@ -26,8 +26,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +87,8 @@ def make_optimizer(model: nn.Module, train: TrainParams) -> torch.optim.Optimize
     gives each group `lr_scale` times that rate (the schedule scales every group alike)."""
     o = train.optim
     groups = ([{"params": g["params"], "lr": o.lr * g["lr_scale"]} for g in model.param_groups()]
-              if hasattr(model, "param_groups") else [{"params": list(model.parameters()), "lr": o.lr}])
+              if hasattr(model, "param_groups")
+              else [{"params": list(model.parameters()), "lr": o.lr}])
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
     if o.name == "sgd":
@@ -105,7 +107,8 @@ def improved(monitor: str, value: dict[str, float], best: dict[str, float] | Non
 
 
 def validation_figures(model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray,
-                       labels: list[str], batch_size: int, device: torch.device) -> dict[str, float]:
+                       labels: list[str], batch_size: int,
+                       device: torch.device) -> dict[str, float]:
     """{loss, ua, wa} of the model on the validation rows; {} when there are none."""
     if len(y_val) == 0:
         return {}
@@ -210,7 +213,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
 
         value = validation_figures(model, x_val, y_val, labels, 2 * train.batch_size, device)
         seconds.append(time.perf_counter() - start)
-        record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in value.items()},
+        record = {"epoch": epoch, "train_loss": train_loss,
+                  **{f"val_{k}": v for k, v in value.items()},
                   "lr": scheduler.get_last_lr()[0], "seconds": seconds[-1]}
         history.append(record)
         if on_epoch is not None and ddp.main:
@@ -283,7 +287,8 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
                 on_epoch=(lambda record, run=run: on_epoch(run, record)) if on_epoch else None,
                 progress=progress))
         checkpoint = {
-            "state_dict": results[0]["state_dict"] if single else [r["state_dict"] for r in results],
+            "state_dict": (results[0]["state_dict"] if single
+                           else [r["state_dict"] for r in results]),
             "model": model_name,
             "config": asdict(config),
             "labels": labels,
@@ -291,7 +296,8 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
             "feature_params": dict(feature_params),
             "fold": fold_record(fold),
             "subset": subset,
-            "best_epoch": results[0]["best_epoch"] if single else [r["best_epoch"] for r in results],
+            "best_epoch": (results[0]["best_epoch"] if single
+                           else [r["best_epoch"] for r in results]),
             "monitor": train.monitor,
         }
         save(fold.number, checkpoint)
@@ -299,7 +305,8 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
             summaries.append({"fold": fold.number, **({} if single else {"member": member + 1}),
                               "best_epoch": result["best_epoch"],
                               "epochs_run": len(result["history"]),
-                              "validation": {k: round(v, 4) for k, v in (result["best"] or {}).items()},
+                              "validation": {k: round(v, 4)
+                                             for k, v in (result["best"] or {}).items()},
                               "train_rows": int(len(data.y_train)),
                               "validation_rows": int(len(data.y_val)),
                               "parameters": result["parameters"],
