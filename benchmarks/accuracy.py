@@ -39,13 +39,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import baselines  # noqa: E402
-
 from speech_emotion import checkpoint, evaluate, features, labels, metrics, params, store  # noqa: E402
-from speech_emotion.sources.local import copy_corpus  # noqa: E402
-from speech_emotion.folds import make_folds, split_rows  # noqa: E402
+from speech_emotion.folds import from_split, split_rows, subset_rows  # noqa: E402
 from speech_emotion.ravdess import SUBSETS  # noqa: E402
-from speech_emotion.training import subset_rows, train_cell  # noqa: E402
+from speech_emotion.sources.local import copy_corpus  # noqa: E402
+from speech_emotion.training import train_cell  # noqa: E402
+
+import baselines  # noqa: E402
 
 NEURAL = ("cnn", "cnn_transformer")
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,7 @@ def baseline_predictions(name: str, x: np.ndarray, table: pd.DataFrame, subset: 
     x = x[rows]
     y = sub["emotion_name"].to_numpy()
     parts = []
-    for fold in make_folds(sub["actor"].unique(), p.split.protocol, p.split.folds,
-                           p.split.validation_actors, p.split.seed):
+    for fold in from_split(sub["actor"], p.split):
         sides = split_rows(sub, fold)
         predicted = baselines.fit_predict(name, x, y, sides.train, sides.validation,
                                           sides.test, seed)
@@ -271,19 +270,14 @@ def plot_saved(paths: list[Path], png: Path) -> int:
     every seed as the table gives it. Each row shows the seeds it has (the table wants the
     same seeds in every row; a figure need not). Lines: the better baseline's mean UA and,
     on `all`, the issue's targets +10 (cnn) and +15 (cnn_transformer) above it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from speech_emotion.atomic import atomic_path
-    from speech_emotion.probe import PNG_METADATA
+    from speech_emotion.figures import PNG_METADATA, plt
 
     results = load_saved(paths)
     rows = layout(results)
     fig, axes = plt.subplots(1, len(rows.subsets), figsize=(4.2 * len(rows.subsets), 4.2),
                              sharey=True, squeeze=False)
-    for ax, subset in zip(axes[0], rows.subsets):
+    for ax, subset in zip(axes[0], rows.subsets, strict=True):
         systems = [s for s in rows.systems if has_row(results, s, subset)]
         means = {}
         for i, system in enumerate(systems):

@@ -10,10 +10,10 @@ The librosa side is what most SER repositories do: one file at a time, in one pr
 
 Prints files/s for each and their ratio (measured in this run, alternating the two
 `--repeat` times and keeping the best of each), the CPU time per file of each (user + system,
-workers included: a figure that a busy machine disturbs less than wall time), the time and peak memory of the stage on a
-full-size corpus (every file listed twice: 1440 for the 720 dev files; main process and
-workers together), and how closely the two agree. Needs the `bench` extra
-(librosa, psutil, threadpoolctl): pip install -e ".[bench]".
+workers included: a figure that a busy machine disturbs less than wall time), the time and
+peak memory of the stage on a full-size corpus (every file listed twice: 1440 for the
+720 dev files; main process and workers together), and how closely the two agree. Needs
+the `bench` extra (librosa, psutil, threadpoolctl): pip install -e ".[bench]".
 
 `--as-wav` first writes the files, sample for sample, as 16-bit PCM WAV (the format of
 the Zenodo corpus; the dev copy stores the same PCM as FLAC) into a temporary folder and

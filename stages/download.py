@@ -11,7 +11,6 @@ from speech_emotion import params, sources
 from speech_emotion.paths import DOWNLOADS, RAW
 
 
-
 def main() -> None:
     data = params.load().data
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 test actors -> metrics/<model>-<subset>.json, plots/confusion/<model>-<subset>.json."""
 
 import argparse
+
 from speech_emotion import atomic, labels, params, store
 from speech_emotion.evaluate import evaluate_cell
 from speech_emotion.paths import DATA_CSV, FEATURES, confusion_file, metrics_file, model_dir

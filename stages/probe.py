@@ -6,22 +6,19 @@ group side by side), plots/latents/<variant>-<subset>-{projections,probes}.png.
     python stages/probe.py fhvae all
 """
 
-import matplotlib.pyplot as plt
-
 from speech_emotion import atomic, labels, stage
+from speech_emotion.figures import PNG_METADATA, plt
+from speech_emotion.folds import from_split, subset_table
 from speech_emotion.paths import DATA_CSV, LATENT_PLOTS, cell, metrics_file, model_dir
-from speech_emotion.folds import make_folds
-from speech_emotion.probe import PNG_METADATA, groups_figure, probe_cell, projection_figure
-from speech_emotion.representation import group_columns, read_latents, subset_table
+from speech_emotion.probe import groups_figure, probe_cell, projection_figure
+from speech_emotion.representation import group_columns, read_latents
 
 
 def main() -> None:
     variant, subset, p = stage.cell_arguments(__doc__, "variant")
     name = cell(variant, subset)
     table = subset_table(labels.read_table(DATA_CSV), subset)
-    split = p.split
-    folds = make_folds(table["actor"], split.protocol, split.folds, split.validation_actors,
-                       split.seed)
+    folds = from_split(table["actor"], p.split)
     latents = read_latents(model_dir(variant, subset), folds)
 
     result = probe_cell(latents, table, folds, subset, p.probe)

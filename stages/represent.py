@@ -6,11 +6,9 @@ fold<k>_history.csv for the VAEs), plots/reconstructions/<variant>-<subset>.png.
     python stages/represent.py fhvae all
 """
 
-import matplotlib.pyplot as plt
-
 from speech_emotion import atomic, labels, stage, store
+from speech_emotion.figures import PNG_METADATA, plt
 from speech_emotion.paths import DATA_CSV, FEATURES, RECONSTRUCTIONS, cell, model_dir
-from speech_emotion.probe import PNG_METADATA
 from speech_emotion.representation import reconstruction_figure, represent_cell, write_cell
 
 
@@ -29,7 +27,7 @@ def main() -> None:
     with atomic.atomic_path(RECONSTRUCTIONS / f"{name}.png") as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata=PNG_METADATA)
     plt.close(fig)
-    for fold, fold_result in zip(result.folds, result.results):
+    for fold, fold_result in zip(result.folds, result.results, strict=True):
         last = fold_result.history[-1] if fold_result.history else {}
         loss = f"final loss {last['loss']:.2f}" if last else "nothing to train"
         print(f"{name} fold {fold.number}: {len(fold_result.latents)} utterances encoded, {loss}")

@@ -8,6 +8,7 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 from dvclive import Live
 
 from speech_emotion import atomic, checkpoint, labels, stage, store, training
+from speech_emotion.device import is_main_process
 from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
 
 
@@ -18,7 +19,7 @@ def main() -> None:
     feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
     features = feature_set.features
 
-    if not training.is_main_process():      # torchrun ranks > 0 train, rank 0 writes
+    if not is_main_process():      # torchrun ranks > 0 train, rank 0 writes
         training.train_cell(model, subset, p, table, features, feature_set.attrs,
                             save=lambda k, c: None, progress=False, log=lambda *a, **k: None)
         return
@@ -47,8 +48,8 @@ def main() -> None:
         chosen = (f"validation UA {s['validation']['ua']:.4f} (actors not in test)"
                   if s["validation"] else "last epoch kept, validation actors trained too")
         member = f" member {s['member']}" if "member" in s else ""
-        print(f"{name} fold {s['fold']}{member}: epoch {s['best_epoch']}/{s['epochs_run']}, {chosen}, "
-              f"{s['parameters']} parameters, {s['seconds_per_epoch']:.1f} s/epoch")
+        print(f"{name} fold {s['fold']}{member}: epoch {s['best_epoch']}/{s['epochs_run']}, "
+              f"{chosen}, {s['parameters']} parameters, {s['seconds_per_epoch']:.1f} s/epoch")
 
 
 if __name__ == "__main__":

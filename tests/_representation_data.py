@@ -40,7 +40,7 @@ def toy_features(table: pd.DataFrame, bins: int = 16, frames: int = 32,
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, (len(table), bins, frames)).astype(np.float32)
     grid = np.arange(bins)
-    for i, (emotion, actor) in enumerate(zip(table["emotion"], table["actor"])):
+    for i, (emotion, actor) in enumerate(zip(table["emotion"], table["actor"], strict=True)):
         x[i] += 2.0 * np.exp(-0.5 * (grid - 2 * (emotion - 1)) ** 2)[:, None]
         x[i] += (0.3 * (actor % 5) * (grid / bins - 0.5))[:, None]
     return x

@@ -9,11 +9,9 @@ from pathlib import Path
 import torch
 
 from speech_emotion import checkpoint, features, models, params
-from speech_emotion.folds import Fold
-from speech_emotion.params import CNNConfig
-from speech_emotion.params import FeatureParams
+from speech_emotion.folds import Fold, fold_record
+from speech_emotion.params import CNNConfig, FeatureParams
 from speech_emotion.ravdess import SUBSETS
-from speech_emotion.training import fold_record
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CNN = CNNConfig(channels=[4, 8], kernel_size=3, pool=2, dropout=0.0,

@@ -79,7 +79,8 @@ def test_kept_models_score_again_to_the_same_figures(tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["fold1.pt"]
     [features_file] = cache.glob("*.h5")
     run = params.load(accuracy.ROOT / "params.yaml",
-                      {"split.folds": [1], **accuracy.parse_overrides([f"{k}={v}" for k, v in tiny.items()])})
+                      {"split.folds": [1],
+                       **accuracy.parse_overrides([f"{k}={v}" for k, v in tiny.items()])})
     again = evaluate.evaluate_cell(folder, "strong", labels.build_table(corpus),
                                    store.read(features_file), run, progress=False,
                                    log=lambda *a, **k: None).metrics
@@ -131,5 +132,6 @@ def test_train_speed_times_this_tree_against_a_revision():
                           capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     for model in ("cnn", "cnn_transformer"):
-        line = next(l for l in done.stdout.splitlines() if l.strip().startswith(f"{model}:"))
+        line = next(out for out in done.stdout.splitlines()
+                    if out.strip().startswith(f"{model}:"))
         assert "HEAD" in line and "this tree" in line and line.endswith("x as fast"), line

@@ -18,9 +18,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from test_training import LABELS, FEATURE_PARAMS, fold_data, tiny_params  # noqa: E402
-
 from speech_emotion import training  # noqa: E402
+
+from test_training import FEATURE_PARAMS, LABELS, fold_data, tiny_params  # noqa: E402
 
 OVERRIDES = {"train.epochs": 5, "train.batch_size": 16}
 
@@ -82,7 +82,7 @@ def test_two_nodes_agree_with_one_node(one_node, tmp_path):
         assert node.returncode == 0, err[-3000:]
     ranks = load_ranks(tmp_path)
     assert [r["world"] for r in ranks] == [2, 2]
-    for multi, single in zip(ranks, one_node):
+    for multi, single in zip(ranks, one_node, strict=True):
         assert all(torch.equal(multi["state_dict"][k], single["state_dict"][k])
                    for k in single["state_dict"])
 

@@ -83,7 +83,8 @@ def test_summary_measures_are_plausible(described):
              for g in ("male", "female")}
     assert len(cells["male"]) == len(cells["female"]) == 15      # 8 emotions x 2, no strong neutral
     assert all(60 <= hz <= 500 for g in cells for _, _, hz in cells[g])
-    assert np.median([hz for *_, hz in cells["male"]]) < np.median([hz for *_, hz in cells["female"]])
+    male, female = ([hz for *_, hz in cells[g]] for g in ("male", "female"))
+    assert np.median(male) < np.median(female)
     json.dumps(summary, allow_nan=False)  # valid JSON for DVC: no NaN
 
 

@@ -10,7 +10,7 @@ import pytest
 from speech_emotion import evaluate, params
 from speech_emotion.checkpoint import load, save
 from speech_emotion.evaluate import EvaluateError
-from speech_emotion.folds import EMOBOX_FOLDS
+from speech_emotion.folds import EMOBOX_FOLDS, from_split, subset_table
 from speech_emotion.ravdess import full_corpus
 from speech_emotion.store import FeatureSet, StoreError
 
@@ -49,7 +49,7 @@ def setup():
 def test_scores_only_the_test_actors_of_each_fold(tmp_path, setup, subset):
     feature_params, table, store = setup
     run = run_params(feature_params, [1, 2])
-    folds = evaluate.cell_folds(evaluate.subset_table(table, subset), run, log=lambda *a, **k: None)
+    folds = from_split(subset_table(table, subset)["actor"], run.split, log=lambda *a, **k: None)
     model_dir = save_random_cell(tmp_path / f"cnn-{subset}", feature_params, folds, subset)
     result = evaluate.evaluate_cell(model_dir, subset, table, store, run, progress=False,
                                     log=lambda *a, **k: None)
@@ -71,7 +71,7 @@ def test_scores_only_the_test_actors_of_each_fold(tmp_path, setup, subset):
 def test_refuses_a_checkpoint_of_another_fold(tmp_path, setup):
     feature_params, table, store = setup
     run = run_params(feature_params, [1])
-    folds = evaluate.cell_folds(table, run, log=lambda *a, **k: None)
+    folds = from_split(table["actor"], run.split, log=lambda *a, **k: None)
     model_dir = save_random_cell(tmp_path / "cnn-all", feature_params, folds)
     checkpoint = load(model_dir / "fold1.pt")
     checkpoint["fold"]["test_actors"] = [2, 3]           # trained with actor 1 in its training set
@@ -83,7 +83,7 @@ def test_refuses_a_checkpoint_of_another_fold(tmp_path, setup):
 def test_refuses_other_feature_params_subset_or_missing_fold(tmp_path, setup):
     feature_params, table, store = setup
     run = run_params(feature_params, [1])
-    folds = evaluate.cell_folds(table, run, log=lambda *a, **k: None)
+    folds = from_split(table["actor"], run.split, log=lambda *a, **k: None)
     other = save_random_cell(tmp_path / "cnn-all", small_feature_params(n_mels=20), folds)
     with pytest.raises(EvaluateError, match=r"feature params differ from features.h5.*n_mels"):
         evaluate.evaluate_cell(other, "all", table, store, run, progress=False)
@@ -104,7 +104,7 @@ def test_an_oracle_scores_one_so_rows_and_labels_line_up(tmp_path, setup, monkey
     network: UA = WA = macro-F1 = 1 only if features, rows and labels line up."""
     feature_params, table, store = setup
     run = run_params(feature_params, [1, 2])
-    folds = evaluate.cell_folds(table, run, log=lambda *a, **k: None)
+    folds = from_split(table["actor"], run.split, log=lambda *a, **k: None)
     model_dir = save_random_cell(tmp_path / "cnn-all", feature_params, folds)
     classes = list(load(model_dir / "fold1.pt")["labels"])
     feats = store.features.copy()
@@ -113,7 +113,7 @@ def test_an_oracle_scores_one_so_rows_and_labels_line_up(tmp_path, setup, monkey
     def oracle(model, checkpoint, features, **kwargs):
         return np.eye(len(checkpoint["labels"]))[np.asarray(features)[:, 0, 0].astype(int)]
 
-    monkeypatch.setattr("speech_emotion.training.predict_proba", oracle)
+    monkeypatch.setattr("speech_emotion.inference.predict_proba", oracle)
     result = evaluate.evaluate_cell(model_dir, "all", table,
                                     FeatureSet(feats, store.index, store.attrs), run,
                                     progress=False)

@@ -108,7 +108,8 @@ def test_bucketed_resampling_equals_torchaudio(orig_rate, new_rate):
     on RAVDESS's 48 kHz files the features came out byte for byte the same."""
     rng = np.random.default_rng(0)
     resampler = torchaudio.transforms.Resample(orig_rate, new_rate)
-    for length in [orig_rate // 10, orig_rate // 10 + 1, *rng.integers(orig_rate, 5 * orig_rate, 4)]:
+    lengths = [orig_rate // 10, orig_rate // 10 + 1, *rng.integers(orig_rate, 5 * orig_rate, 4)]
+    for length in lengths:
         wave = torch.from_numpy(rng.uniform(-1, 1, int(length)).astype(np.float32))
         expected = resampler(wave)
         got = features.resample(wave, orig_rate, new_rate)
@@ -190,7 +191,7 @@ def test_extract_files_in_workers_matches_one_by_one(feature_params, mixed_files
     assert out.shape == (len(mixed_files), features.n_bins(p), features.n_frames(p))
     assert out.dtype == np.float32
     extractor = features.Extractor(p)
-    for path, row in zip(mixed_files, out):
+    for path, row in zip(mixed_files, out, strict=True):
         one = extractor(features.fix_length(features.load_wave(path, p.sample_rate), p)[None])[0]
         np.testing.assert_allclose(row, one.numpy(), atol=1e-3)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from speech_emotion import folds, params, training
+from speech_emotion import folds, normalisation, params, training
 from speech_emotion.ravdess import ACTORS, EMOTIONS, SUBSETS, gender
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -52,7 +51,7 @@ actor_sets = st.tuples(
 def test_no_test_actor_or_twin_leaks(actors, protocol, chosen, subset, twin_pairs, validation,
                                      seed):
     table = corpus(actors, twin_pairs)
-    sub = table.iloc[training.subset_rows(table, subset)].reset_index(drop=True)
+    sub = table.iloc[folds.subset_rows(table, subset)].reset_index(drop=True)
     table_folds = folds.protocol_folds(protocol)
     wanted = [n for n in chosen if n in table_folds]
     present = set(sub["actor"])
@@ -83,11 +82,26 @@ def test_no_test_actor_or_twin_leaks(actors, protocol, chosen, subset, twin_pair
 def test_subset_rows_pick_one_intensity():
     table = corpus(list(range(1, 9)), [])
     for subset, intensity in (("strong", "strong"), ("normal", "normal")):
-        rows = training.subset_rows(table, subset)
+        rows = folds.subset_rows(table, subset)
         assert set(table["intensity_name"].iloc[rows]) == {intensity}
-    assert len(training.subset_rows(table, "all")) == len(table)
+    assert len(folds.subset_rows(table, "all")) == len(table)
     with pytest.raises(ValueError, match="unknown subset"):
-        training.subset_rows(table, "loud")
+        folds.subset_rows(table, "loud")
+
+
+def test_subset_table_is_the_subset_rows_renumbered():
+    table = corpus(list(range(1, 9)), [])
+    strong = folds.subset_table(table, "strong")
+    assert strong.index.tolist() == list(range(len(strong)))
+    assert strong.equals(table.iloc[folds.subset_rows(table, "strong")].reset_index(drop=True))
+
+
+def test_from_split_runs_the_folds_of_the_split_params():
+    split = params.load(PARAMS, overrides={"split.folds": [1, 2], "split.seed": 3}).split
+    actors = pd.Series([a for a in range(1, 13) for _ in range(3)])   # repeats, as a column
+    quiet = {"log": lambda *a, **k: None}
+    assert folds.from_split(actors, split, **quiet) == folds.make_folds(
+        range(1, 13), "emobox", [1, 2], split.validation_actors, 3, **quiet)
 
 
 @pytest.mark.parametrize("monitor", ["ua", "none"])
@@ -101,7 +115,7 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
 
     def fake_train_fold(name, config, train, data, labels, **kwargs):
         seen.append(data)
-        return {"state_dict": {}, "normalisation": training.fit_normalisation(data.x_train),
+        return {"state_dict": {}, "normalisation": normalisation.fit_normalisation(data.x_train),
                 "best_epoch": 1, "best": {"loss": 1.0, "ua": 0.5, "wa": 0.5}, "history": [{}],
                 "parameters": 0, "seconds_per_epoch": 0.0}
 
@@ -111,7 +125,7 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
                         save=lambda k, c: saved.__setitem__(k, c), progress=False,
                         log=lambda *a, **k: None)
     assert sorted(saved) == [1, 2] and len(seen) == 2
-    for data, k in zip(seen, (1, 2)):
+    for data, k in zip(seen, (1, 2), strict=True):
         fold = saved[k]["fold"]
         test = set(folds.EMOBOX_FOLDS[k])
         assert set(fold["test_actors"]) == test
@@ -137,7 +151,8 @@ def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
 
     def fake_train_fold(name, config, train, data, labels, *, seed, **kwargs):
         calls.append((seed, data))
-        return {"state_dict": {"seed": seed}, "normalisation": training.fit_normalisation(data.x_train),
+        return {"state_dict": {"seed": seed},
+                "normalisation": normalisation.fit_normalisation(data.x_train),
                 "best_epoch": seed % 7, "best": {}, "history": [{}],
                 "parameters": 0, "seconds_per_epoch": 0.0}
 

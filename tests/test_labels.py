@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from speech_emotion import atomic, labels
-from speech_emotion.sources import local
 from speech_emotion.labels import COLUMNS, LabelsError, build_table, split_by_intensity
+from speech_emotion.sources import local
 
 GOOD = "Actor_02/03-01-05-02-01-01-02.wav"
 
@@ -35,7 +35,8 @@ def test_table_follows_the_contract(synthetic_table):
 def test_audio_facts_come_from_the_audio(synthetic_corpus, synthetic_table):
     for row in synthetic_table.iloc[::37].itertuples():
         info = sf.info(str(synthetic_corpus / row.path))
-        assert (row.frames, row.channels, row.sample_rate) == (info.frames, info.channels, info.samplerate)
+        assert ((row.frames, row.channels, row.sample_rate)
+                == (info.frames, info.channels, info.samplerate))
     assert (synthetic_table["channels"] == 2).sum() >= 1
 
 
@@ -54,7 +55,8 @@ def test_split_by_intensity(synthetic_table):
     assert "neutral" not in set(parts["strong"]["emotion_name"])
     assert parts["normal"]["emotion_name"].nunique() == 8
     assert tuple(parts["strong"].columns) == COLUMNS
-    assert pd.concat(parts.values()).sort_values("path")["path"].tolist() == synthetic_table["path"].tolist()
+    together = pd.concat(parts.values()).sort_values("path")
+    assert together["path"].tolist() == synthetic_table["path"].tolist()
 
 
 def test_split_refuses_strong_neutral(synthetic_table):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,7 +39,7 @@ def test_build_accepts_the_checkpoint_dict_form(configs, name):
     a = models.build(name, configs[name], 40, 8)
     torch.manual_seed(0)
     b = models.build(name, config, 40, 8)
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
     assert models.count_parameters(a) > 1000
 
@@ -89,6 +88,6 @@ def test_branch_dropout_drops_whole_branches_never_all(configs):
     assert bool((kept.sum(dim=1) >= 1).all())          # never all branches dropped
     assert bool((kept.sum(dim=1) == 1).any())          # but branches are dropped
     model.eval()
-    assert all(torch.equal(a, b) for a, b in zip(model.drop_branches(parts), parts))
+    assert all(torch.equal(a, b) for a, b in zip(model.drop_branches(parts), parts, strict=True))
     with pytest.raises(ValueError, match="branch_dropout"):
         models.build("cnn_transformer", dataclasses.replace(config, branch_dropout=1.0), 32, 5)

@@ -11,8 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -89,7 +90,8 @@ def test_data_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert sorted(p.name for p in raw.iterdir()) == [f"Actor_{a:02d}" for a in range(1, 7)]
     assert len(list(raw.glob("Actor_*/03-01-*.wav"))) == 360
     table = pd.read_csv(project / "data/interim/data.csv")
-    assert len(table) == 360 and (project / "data/raw/ravdess" / table["path"]).map(Path.is_file).all()
+    assert len(table) == 360
+    assert (project / "data/raw/ravdess" / table["path"]).map(Path.is_file).all()
     strong = pd.read_csv(project / "data/interim/data_strong.csv")
     normal = pd.read_csv(project / "data/interim/data_normal.csv")
     assert (len(strong), len(normal)) == (6 * 28, 6 * 32)

@@ -14,8 +14,8 @@ import torch
 from speech_emotion import cli, features, predict
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import Fold
+from speech_emotion.inference import predict_proba
 from speech_emotion.ravdess import SUBSETS
-from speech_emotion.training import predict_proba
 
 from random_models import REPO, save_random_cell, small_feature_params
 
@@ -165,7 +165,7 @@ def test_broken_files_get_one_line_each_and_the_rest_is_scored(capsys, model_dir
     assert [p["file"] for p in out["predictions"]] == [str(recordings["short.wav"])]
     lines = err.strip().splitlines()
     assert len(lines) == 3
-    for line, path in zip(lines, (garbage, empty, missing)):
+    for line, path in zip(lines, (garbage, empty, missing), strict=True):
         assert line.startswith("error: ") and str(path) in line
     assert [e["file"] for e in out["errors"]] == [str(garbage), str(empty), str(missing)]
 
@@ -183,7 +183,8 @@ def test_table_for_people(capsys, model_dir, recordings):
 
 
 def test_refuses_a_model_made_with_other_feature_params(capsys, model_dir, recordings, tmp_path):
-    # --params: the repository's params.yaml asks for 16 kHz / 64 mel bins; the model has 8 kHz / 16.
+    # --params: the repository's params.yaml asks for 16 kHz / 64 mel bins; the model has
+    # 8 kHz / 16.
     code = predict.main([str(recordings["short.wav"]), "--model", str(model_dir),
                          "--params", str(REPO / "params.yaml")])
     err = capsys.readouterr().err
@@ -195,7 +196,7 @@ def test_refuses_a_model_made_with_other_feature_params(capsys, model_dir, recor
     save_random_cell(mixed, small_feature_params(), FOLDS[:1])
     save_random_cell(mixed, small_feature_params(n_mels=20), FOLDS[1:])
     with pytest.raises(predict.ModelError, match=r"fold2.pt: feature params differ .*n_mels"):
-        predict.load_ensemble(mixed)
+        predict.load_cell_models(mixed)
 
 
 def test_missing_model_folder_is_a_clear_error(capsys, recordings, tmp_path):

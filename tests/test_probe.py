@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _representation_data import corpus_table, tiny_params
 from speech_emotion import probe
 from speech_emotion.folds import make_folds, split_rows
 from speech_emotion.ravdess import EMOTION_NAMES
+
+from _representation_data import corpus_table, tiny_params
 
 ACTORS = (1, 2, 3, 4, 11, 12, 5, 6)
 

@@ -28,10 +28,9 @@ import torch
 import yaml
 
 from speech_emotion import atomic, audio, checkpoint, features, labels, params, predict, store
-from speech_emotion.folds import make_folds
+from speech_emotion.folds import Fold, make_folds
 
 from random_models import save_random_cell, small_feature_params
-from speech_emotion.folds import Fold
 
 REPO = Path(__file__).resolve().parents[1]
 # Two utterances of actor 01 and one of actor 02 from the session's synthetic corpus.
@@ -175,7 +174,7 @@ def test_any_rate_depth_and_channel_count_goes_through_labels_and_features(synth
                                     progress=False, workers=0)
     assert matrix.shape == (len(ODD), features.n_bins(p), features.n_frames(p))
     assert np.isfinite(matrix).all()
-    by_stem = dict(zip(table["stem"], matrix))
+    by_stem = dict(zip(table["stem"], matrix, strict=True))
     reference = features.extract_files([synthetic_corpus / "Actor_01/03-01-02-01-01-01-01.wav"],
                                        p, progress=False, workers=0)[0]
     for stem in ("03-01-02-01-02-01-01", "03-01-02-01-02-02-01", "03-01-03-01-01-02-01"):
@@ -298,7 +297,8 @@ def test_disk_full_while_writing_a_model_folder_keeps_the_old_one(tmp_path):
     folder = tmp_path / "models" / "cnn-all"
     folder.mkdir(parents=True)
     (folder / "fold1.pt").write_bytes(b"old weights")
-    with pytest.raises(OSError, match=re.escape(f"No space left on device; not written: '{folder}'")):
+    full = re.escape(f"No space left on device; not written: '{folder}'")
+    with pytest.raises(OSError, match=full):
         with atomic.atomic_dir(folder) as tmp:
             (tmp / "fold1.pt").write_bytes(b"new weigh")
             no_space()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline import VENV_BIN, copy_project, dvc, write_params
 
 pytestmark = pytest.mark.slow
@@ -186,7 +185,8 @@ def test_a_stage_killed_half_way_leaves_no_partial_output(runs):
     deadline = time.monotonic() + 300
     logs = project / "logs" / "train"
     while not list(logs.glob(".cnn-all.tmp-*/plots/metrics/fold1/train/loss.tsv")):
-        assert proc.poll() is None, f"the stage ended before it could be killed:\n{proc.stdout.read()}"
+        assert proc.poll() is None, \
+            f"the stage ended before it could be killed:\n{proc.stdout.read()}"
         assert time.monotonic() < deadline, "the train stage never started writing"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)

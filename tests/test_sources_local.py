@@ -13,6 +13,7 @@ import soundfile as sf
 
 from speech_emotion.sources import SourceError, archive, local
 
+
 def _pick(table, n=4):
     """A few files of the fixture: mono ones of two actors plus one stereo file."""
     mono = table[table["channels"] == 1]["path"].tolist()
@@ -47,7 +48,8 @@ def _check_output(out, corpus, names):
         assert (out / name).read_bytes() == (corpus / name).read_bytes()
 
 
-def test_folder_in_kaggle_layout_takes_one_copy(synthetic_corpus, synthetic_table, tmp_path, capsys):
+def test_folder_in_kaggle_layout_takes_one_copy(synthetic_corpus, synthetic_table, tmp_path,
+                                                capsys):
     names = _pick(synthetic_table)
     tree = _kaggle_tree(synthetic_corpus, names, tmp_path / "kaggle")
     files = local.copy_corpus(tree, tmp_path / "raw", progress=False)
@@ -182,7 +184,8 @@ def test_a_truncated_tar_names_the_archive(synthetic_corpus, synthetic_table, tm
     assert not (tmp_path / "raw").exists()
 
 
-def test_a_broken_member_leaves_the_old_output_untouched(synthetic_corpus, synthetic_table, tmp_path):
+def test_a_broken_member_leaves_the_old_output_untouched(synthetic_corpus, synthetic_table,
+                                                         tmp_path):
     names = _pick(synthetic_table)
     zip_path = tmp_path / "r.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:

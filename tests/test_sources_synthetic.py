@@ -14,7 +14,8 @@ def test_same_seed_same_bytes_whatever_the_workers(synthetic_corpus, tmp_path):
     files = synthetic.generate(tmp_path, actors=1, seed=0, progress=False, workers=1)
     assert len(files) == 60
     for path in files:
-        assert path.read_bytes() == (synthetic_corpus / "Actor_01" / path.name).read_bytes(), path.name
+        original = synthetic_corpus / "Actor_01" / path.name
+        assert path.read_bytes() == original.read_bytes(), path.name
 
 
 def test_another_seed_other_audio(synthetic_corpus):
@@ -51,13 +52,17 @@ def test_leading_and_trailing_silence(synthetic_corpus, synthetic_table):
 
 
 def test_emotions_carry_loudness_and_pitch_cues(synthetic_corpus, synthetic_table):
-    """Angry (strong) is louder than neutral for most actors; the cues exist, the classes overlap."""
+    """Angry (strong) is louder than neutral for most actors; the cues exist, the classes
+    overlap."""
     loudness = {}
     for row in synthetic_table.itertuples():
-        if row.emotion_name in ("neutral", "angry") and row.intensity_name == ("normal" if row.emotion == 1 else "strong"):
+        loudest = "normal" if row.emotion == 1 else "strong"
+        if row.emotion_name in ("neutral", "angry") and row.intensity_name == loudest:
             wave, _ = audio.read(synthetic_corpus / row.path)
-            loudness.setdefault((row.actor, row.emotion_name), []).append(_rms_db(audio.to_mono(wave)))
-    louder = [np.mean(loudness[(a, "angry")]) > np.mean(loudness[(a, "neutral")]) for a in range(1, 7)]
+            level = _rms_db(audio.to_mono(wave))
+            loudness.setdefault((row.actor, row.emotion_name), []).append(level)
+    louder = [np.mean(loudness[(a, "angry")]) > np.mean(loudness[(a, "neutral")])
+              for a in range(1, 7)]
     assert sum(louder) >= 5
 
 

@@ -194,4 +194,5 @@ def test_a_malicious_download_is_refused(tmp_path):
     finally:
         evil.close()
     assert not (tmp_path / "a" / "raw").exists()
-    assert not any(p.name.startswith("03-01") for p in tmp_path.rglob("*") if "downloads" not in p.parts)
+    assert not any(p.name.startswith("03-01") for p in tmp_path.rglob("*")
+                   if "downloads" not in p.parts)

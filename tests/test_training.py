@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion import checkpoint, models, params, training
+from speech_emotion import augment, checkpoint, inference, models, normalisation, params, training
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 FEATURE_PARAMS = {"kind": "logmel", "n_mels": 16}
@@ -146,8 +146,8 @@ def test_without_monitoring_every_epoch_runs_and_the_last_is_kept():
 
 def test_normalisation_is_per_bin_over_the_training_rows():
     x, _ = separable(64)
-    stats = training.fit_normalisation(x)
-    z = training.normalise(torch.from_numpy(x), stats)
+    stats = normalisation.fit_normalisation(x)
+    z = normalisation.normalise(torch.from_numpy(x), stats)
     assert stats["mean"].shape == (16,)
     assert torch.allclose(z.mean(dim=(0, 2)), torch.zeros(16), atol=1e-4)
     assert torch.allclose(z.std(dim=(0, 2)), torch.ones(16), atol=1e-3)
@@ -156,7 +156,7 @@ def test_normalisation_is_per_bin_over_the_training_rows():
 def test_noise_lands_near_the_asked_snr():
     torch.manual_seed(0)
     db = torch.full((2, 16, 100), -20.0)                      # power 0.01 everywhere
-    noisy = training.add_noise(db, torch.tensor([10.0, 0.0]))
+    noisy = augment.add_noise(db, torch.tensor([10.0, 0.0]))
     added = torch.pow(10.0, noisy / 10.0) - 0.01              # the noise power
     snr = 10 * torch.log10(0.01 / added.mean(dim=(1, 2)))
     assert torch.allclose(snr, torch.tensor([10.0, 0.0]), atol=0.3)
@@ -166,7 +166,7 @@ def test_noise_lands_near_the_asked_snr():
 def test_time_shift_rolls_each_utterance_by_its_own_offset():
     torch.manual_seed(0)
     x = torch.arange(20.0).repeat(8, 3, 1)                    # (8, 3, 20)
-    shifted = training.time_shift(x, 5)
+    shifted = augment.time_shift(x, 5)
     offsets = {int((shifted[i, 0, 0] - x[i, 0, 0]) % 20) for i in range(8)}
     assert len(offsets) > 1
     for i in range(8):
@@ -175,9 +175,9 @@ def test_time_shift_rolls_each_utterance_by_its_own_offset():
 
 def test_shift_frames_moves_in_time_and_holds_the_edges():
     x = torch.arange(6.0).repeat(2, 3, 1)                               # (2, 3, 6)
-    assert training.shift_frames(x, 2)[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
-    assert training.shift_frames(x, -2)[1, 2].tolist() == [2.0, 3.0, 4.0, 5.0, 5.0, 5.0]
-    assert torch.equal(training.shift_frames(x, 0), x)
+    assert inference.shift_frames(x, 2)[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+    assert inference.shift_frames(x, -2)[1, 2].tolist() == [2.0, 3.0, 4.0, 5.0, 5.0, 5.0]
+    assert torch.equal(inference.shift_frames(x, 0), x)
 
 
 def test_predict_proba_averages_the_shifted_copies(tmp_path):
@@ -186,31 +186,31 @@ def test_predict_proba_averages_the_shifted_copies(tmp_path):
     p = tiny_params()
     x, _ = separable(6)
     model = models.build("cnn", p.cnn, x.shape[1], len(LABELS)).eval()
-    checkpoint = {"normalisation": training.fit_normalisation(x)}
-    plain = training.predict_proba(model, checkpoint, x)
-    assert np.array_equal(training.predict_proba(model, checkpoint, x, shifts=[0]), plain)
-    alone = [training.predict_proba(model, checkpoint,
-                                    training.shift_frames(torch.from_numpy(x), s).numpy())
+    checkpoint = {"normalisation": normalisation.fit_normalisation(x)}
+    plain = inference.predict_proba(model, checkpoint, x)
+    assert np.array_equal(inference.predict_proba(model, checkpoint, x, shifts=[0]), plain)
+    alone = [inference.predict_proba(model, checkpoint,
+                                    inference.shift_frames(torch.from_numpy(x), s).numpy())
              for s in (-3, 0, 5)]
-    averaged = training.predict_proba(model, checkpoint, x, shifts=[-3, 0, 5])
+    averaged = inference.predict_proba(model, checkpoint, x, shifts=[-3, 0, 5])
     np.testing.assert_allclose(averaged, np.mean(alone, axis=0), atol=1e-6)
     assert not np.allclose(averaged, plain, atol=1e-4)
     assert np.allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="at least one shift"):
-        training.predict_proba(model, checkpoint, x, shifts=[])
+        inference.predict_proba(model, checkpoint, x, shifts=[])
     with pytest.raises(ValueError,
                        match=r"^evaluate\.shifts \[0, 40\]: .* shorter than the clip's 40 frames"):
-        training.predict_proba(model, checkpoint, x, shifts=[0, 40])
+        inference.predict_proba(model, checkpoint, x, shifts=[0, 40])
 
 
 def test_stretch_scales_each_utterance_along_one_axis():
     bins = torch.arange(10.0)[None, :, None].repeat(2, 1, 3)            # (2, 10, 3)
-    out = training.stretch(bins, torch.tensor([1.0, 2.0]), 1, centre=False)
+    out = augment.stretch(bins, torch.tensor([1.0, 2.0]), 1, centre=False)
     assert torch.equal(out[0], bins[0])                                 # factor 1: unchanged
     assert torch.allclose(out[1, :, 0], torch.arange(10.0) / 2)        # twice as wide
     assert torch.equal(out[:, :, 0], out[:, :, 2])                      # every frame alike
     frames = torch.arange(9.0)[None, None, :].repeat(1, 2, 1)           # (1, 2, 9)
-    fast = training.stretch(frames, torch.tensor([0.5]), 2, centre=True)     # half as long
+    fast = augment.stretch(frames, torch.tensor([0.5]), 2, centre=True)     # half as long
     assert fast[0, 0, 4] == 4.0                                         # the middle stays
     assert fast[0, 0].tolist() == [0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0, 8.0, 8.0]  # edges held
 
@@ -221,10 +221,10 @@ def test_warp_changes_every_utterance_differently():
                        "train.augment.spec_augment.enabled": False,
                        "train.augment.warp.enabled": True})
     x, _ = separable(8)
-    augment = training.Augment(p.train.augment, training.fit_normalisation(x))
+    augmenter = augment.Augment(p.train.augment, normalisation.fit_normalisation(x))
     torch.manual_seed(0)
-    out = augment(torch.from_numpy(x))
-    plain = training.normalise(torch.from_numpy(x), augment.normalisation)
+    out = augmenter(torch.from_numpy(x))
+    plain = normalisation.normalise(torch.from_numpy(x), augmenter.normalisation)
     assert out.shape == plain.shape and torch.isfinite(out).all()
     differences = (out - plain).abs().mean(dim=(1, 2))
     assert (differences > 0).all() and len(set(differences.tolist())) == 8
@@ -237,10 +237,10 @@ def augment_and_plain(spec_augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
                        "train.augment.time_shift.enabled": False,
                        "train.augment.spec_augment.enabled": spec_augment})
     x, _ = separable(8)
-    augment = training.Augment(p.train.augment, training.fit_normalisation(x))
+    augmenter = augment.Augment(p.train.augment, normalisation.fit_normalisation(x))
     torch.manual_seed(0)
-    return augment(torch.from_numpy(x)), training.normalise(torch.from_numpy(x),
-                                                            augment.normalisation)
+    return augmenter(torch.from_numpy(x)), normalisation.normalise(torch.from_numpy(x),
+                                                                   augmenter.normalisation)
 
 
 def test_spec_augment_masks_with_the_mean_after_normalising():
@@ -284,7 +284,7 @@ def test_checkpoint_round_trip_scores_like_the_trained_model(tmp_path, name):
     model, loaded = checkpoint.load_model(path)
     assert loaded["labels"] == LABELS and loaded["fold"] == saved["fold"]
     assert not model.training
-    proba = training.predict_proba(model, loaded, data.x_val)
+    proba = inference.predict_proba(model, loaded, data.x_val)
     assert proba.shape == (len(data.x_val), len(LABELS))
     assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     # the same numbers as the in-memory model with the same weights
@@ -292,7 +292,7 @@ def test_checkpoint_round_trip_scores_like_the_trained_model(tmp_path, name):
 
     fresh = models.build(name, p.section(name), 16, len(LABELS))
     fresh.load_state_dict(result["state_dict"])
-    assert np.allclose(proba, training.predict_proba(fresh, saved, data.x_val), atol=1e-6)
+    assert np.allclose(proba, inference.predict_proba(fresh, saved, data.x_val), atol=1e-6)
     # saved twice, byte-identical
     checkpoint.save(tmp_path / "again.pt", saved)
     assert (tmp_path / "again.pt").read_bytes() == path.read_bytes()
@@ -312,18 +312,18 @@ def test_a_broken_checkpoint_is_named(tmp_path):
 def test_utterance_norm_uses_only_the_utterance_itself(how):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(6, 5, 30)).astype(np.float32)
-    stats = training.fit_normalisation(x, how)
+    stats = normalisation.fit_normalisation(x, how)
     louder = x.copy()
     louder[0] += 12.0                              # the same utterance, 12 dB louder
-    z = training.normalise(torch.from_numpy(x), stats)
-    z_loud = training.normalise(torch.from_numpy(louder), stats)
+    z = normalisation.normalise(torch.from_numpy(x), stats)
+    z_loud = normalisation.normalise(torch.from_numpy(louder), stats)
     assert torch.allclose(z, z_loud, atol=1e-5)    # its own level is taken away...
-    alone = training.normalise(torch.from_numpy(x[:1]), stats)
+    alone = normalisation.normalise(torch.from_numpy(x[:1]), stats)
     assert torch.allclose(alone, z[:1], atol=1e-6)  # ...and no other utterance is needed
     if how == "bins":
         assert torch.allclose(z.mean(dim=2), torch.zeros(6, 5), atol=1e-5)
-    plain = training.fit_normalisation(x)
-    assert not torch.allclose(training.normalise(torch.from_numpy(louder), plain)[0], z[0])
+    plain = normalisation.fit_normalisation(x)
+    assert not torch.allclose(normalisation.normalise(torch.from_numpy(louder), plain)[0], z[0])
 
 
 def test_an_ensemble_checkpoint_scores_the_mean_of_its_members(tmp_path):
@@ -341,15 +341,16 @@ def test_an_ensemble_checkpoint_scores_the_mean_of_its_members(tmp_path):
         checkpoint.save(tmp_path / f"single{i}.pt", {**base, "state_dict": member["state_dict"],
                                                      "best_epoch": member["best_epoch"]})
         model, loaded = checkpoint.load_model(tmp_path / f"single{i}.pt")
-        assert not isinstance(model, models.ensemble.Ensemble)
-        singles.append(training.predict_proba(model, loaded, data.x_val))
+        assert not isinstance(model, models.ensemble.SeedEnsemble)
+        singles.append(inference.predict_proba(model, loaded, data.x_val))
     assert not np.allclose(singles[0], singles[1], atol=1e-3)       # two different models
-    checkpoint.save(tmp_path / "fold1.pt", {**base, "state_dict": [m["state_dict"] for m in members],
+    checkpoint.save(tmp_path / "fold1.pt", {**base,
+                                            "state_dict": [m["state_dict"] for m in members],
                                             "best_epoch": [m["best_epoch"] for m in members]})
     model, loaded = checkpoint.load_model(tmp_path / "fold1.pt")
-    assert isinstance(model, models.ensemble.Ensemble) and len(model.members) == 2
+    assert isinstance(model, models.ensemble.SeedEnsemble) and len(model.members) == 2
     assert not model.training and not any(m.training for m in model.members)
-    proba = training.predict_proba(model, loaded, data.x_val)
+    proba = inference.predict_proba(model, loaded, data.x_val)
     assert np.allclose(proba, (singles[0] + singles[1]) / 2, atol=1e-6)
     # a member whose weights do not fit the config is refused with the file's name
     broken = [members[0]["state_dict"],

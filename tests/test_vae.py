@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from _representation_data import corpus_table, tiny_params, toy_features
 from speech_emotion import representation
 from speech_emotion.folds import make_folds, split_rows
 from speech_emotion.models.fhvae import FHVAE, FHVAEConfig
 from speech_emotion.models.vae import BetaVAE, BetaVAEConfig, reparameterise
+
+from _representation_data import corpus_table, tiny_params, toy_features
 
 ACTORS = (1, 2, 3, 4, 11, 12)       # EmoBox fold 1 tests actors 1 and 11 of these
 

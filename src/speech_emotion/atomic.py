@@ -6,8 +6,9 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _tmp_name(path: Path, kind: str = "tmp") -> Path:

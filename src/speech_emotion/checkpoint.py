@@ -31,7 +31,7 @@ from torch import nn
 
 from . import models
 from .atomic import atomic_path
-from .models.ensemble import Ensemble
+from .models.ensemble import SeedEnsemble
 
 KEYS = ("state_dict", "model", "config", "labels", "normalisation", "feature_params", "fold",
         "subset", "best_epoch")
@@ -77,9 +77,9 @@ def load(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, dict[str, Any]]:
     """The trained model (eval mode, on `device`) and its checkpoint dict: the model
-    itself, or an `Ensemble` of its members when `state_dict` is a list of them.
+    itself, or a `SeedEnsemble` of its members when `state_dict` is a list of them.
 
-    Score features with `speech_emotion.training.predict_proba(model, checkpoint, features)`.
+    Score features with `speech_emotion.inference.predict_proba(model, checkpoint, features)`.
     """
     checkpoint = load(path)
     n_bins = int(checkpoint["normalisation"]["mean"].shape[0])
@@ -91,7 +91,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
                                   len(checkpoint["labels"]))
             member.load_state_dict(state_dict)
             members.append(member)
-        model = Ensemble(members) if isinstance(weights, list) else members[0]
+        model = SeedEnsemble(members) if isinstance(weights, list) else members[0]
     except (ValueError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{path}: cannot rebuild the model ({err})") from None
     return model.to(device).eval(), checkpoint

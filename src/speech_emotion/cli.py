@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 COMMANDS = {
     "predict": "predict the emotion of speech recordings with a trained model",

@@ -15,27 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from matplotlib.patches import Patch
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # no display; the same renderer everywhere
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torchaudio  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from . import features  # noqa: E402
-from .params import DescribeParams, FeatureParams  # noqa: E402
-from .ravdess import EMOTION_NAMES, INTENSITIES, actor_dir  # noqa: E402
+from . import features
+from .figures import PNG_METADATA, plt
+from .params import DescribeParams, FeatureParams
+from .ravdess import EMOTION_NAMES, GENDERS, INTENSITIES, actor_dir
 
 INTENSITY_NAMES = tuple(INTENSITIES[code] for code in sorted(INTENSITIES))
-GENDERS = ("male", "female")
 REQUIRED_COLUMNS = ("path", "stem", "emotion_name", "intensity_name", "statement",
                     "repetition", "actor", "gender", "duration_s")
 
@@ -58,8 +54,6 @@ FIGURES: dict[str, tuple[float, float]] = {
     "mean_logmel.png": (12.0, 6.0),
     "examples.png": (12.0, 9.0),
 }
-# Fixed PNG metadata: no software version or date, so a rerun writes the same bytes.
-PNG_METADATA = {"Software": None}
 
 
 class DescribeError(ValueError):
@@ -94,12 +88,6 @@ def frame_rms_db(wave: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     return 20 * torch.log10(rms.clamp_min(1e-6))
 
 
-def active_span(level_db: torch.Tensor, below_peak_db: float) -> tuple[int, int]:
-    """First and one-past-last frame within `below_peak_db` of the loudest frame."""
-    active = torch.nonzero(level_db >= level_db.max() - below_peak_db).flatten()
-    return int(active[0]), int(active[-1]) + 1
-
-
 def yin(wave: torch.Tensor, sample_rate: int, f_min: float, f_max: float, hop: int,
         threshold: float) -> torch.Tensor:
     """YIN pitch track: `(samples,)` -> `(frames,)` F0 in Hz, NaN where unvoiced.
@@ -130,7 +118,7 @@ def yin(wave: torch.Tensor, sample_rate: int, f_min: float, f_max: float, hop: i
     cmnd = torch.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] * lags[1:] / running.clamp_min(1e-12)
     # first lag under the threshold that is a local minimum
-    inner = cmnd[:, tau_min: tau_max]                                               # lags tau_min..tau_max-1
+    inner = cmnd[:, tau_min: tau_max]                           # lags tau_min..tau_max-1
     is_min = inner <= cmnd[:, tau_min + 1: tau_max + 1]
     candidate = (inner < threshold) & is_min
     voiced = candidate.any(dim=1)
@@ -247,7 +235,7 @@ def _example_stems(table: pd.DataFrame, describe: DescribeParams) -> set[str]:
     return stems
 
 
-def _mel_centres(extractor: "features.Extractor") -> np.ndarray:
+def _mel_centres(extractor: features.Extractor) -> np.ndarray:
     """Centre frequency (Hz) of each mel band: the peak of its triangular filter."""
     mel = next(m for m in extractor.modules() if isinstance(m, torchaudio.transforms.MelScale))
     all_freqs = torch.linspace(0, mel.sample_rate // 2, mel.fb.shape[0])   # (n_stft,)
@@ -299,7 +287,8 @@ def summarise(analysis: Analysis) -> dict:
         for e in EMOTION_NAMES:
             cells = {}
             for i in INTENSITY_NAMES:
-                values = rows.loc[(rows["emotion_name"] == e) & (rows["intensity_name"] == i), column]
+                chosen = (rows["emotion_name"] == e) & (rows["intensity_name"] == i)
+                values = rows.loc[chosen, column]
                 values = values.dropna()
                 if len(values):
                     cells[i] = _round(values.median())
@@ -337,7 +326,7 @@ STYLE = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fo
 
 
 def _legend_patches(colours: dict[str, str]) -> list:
-    return [matplotlib.patches.Patch(facecolor=c, edgecolor="black", label=name)
+    return [Patch(facecolor=c, edgecolor="black", label=name)
             for name, c in colours.items()]
 
 
@@ -457,7 +446,7 @@ def figure_silence(analysis: Analysis):
 def _by_gender(analysis: Analysis, name: str, column: str, ylabel: str, title: str):
     u = analysis.utterances
     fig, axes = plt.subplots(1, 2, figsize=FIGURES[name], layout="constrained")
-    for ax, gender in zip(axes, GENDERS):
+    for ax, gender in zip(axes, GENDERS, strict=True):
         rows = u[u["gender"] == gender]
         _boxes(ax, rows, column, ylabel, f"{gender} actors ({rows['actor'].nunique()})")
     _intensity_legend(fig)
@@ -494,7 +483,7 @@ def figure_mean_logmel(analysis: Analysis):
     fp = analysis.features
     clip_s = features.n_samples(fp) / fp.sample_rate
     image = None
-    for ax, emotion in zip(axes.flat, EMOTION_NAMES):
+    for ax, emotion in zip(axes.flat, EMOTION_NAMES, strict=True):
         mean = analysis.mean_logmel[emotion]
         image = ax.imshow(mean, origin="lower", aspect="auto", cmap=COLOURMAP, vmin=vmin,
                           vmax=vmax, interpolation="nearest",

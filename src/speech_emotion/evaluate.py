@@ -24,11 +24,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import metrics
-from .folds import Fold, make_folds, split_rows
+from .folds import Fold, from_split, split_rows, subset_table
 from .params import Params
-from .predict import feature_differences
 from .ravdess import SUBSETS
-from .store import FeatureSet, check_params
+from .store import FeatureSet, check_params, feature_differences
 
 
 class EvaluateError(ValueError):
@@ -36,24 +35,13 @@ class EvaluateError(ValueError):
 
 
 @dataclass
-class CellResult:
+class CellScores:
+    """What scoring one cell's fold models on their test actors gives."""
+
     metrics: dict[str, Any]            # the metrics JSON
     confusion: list[dict[str, str]]    # one {actual, predicted} record per test utterance
-    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per test utterance
-
-
-def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
-    """The rows of data.csv in the intensity subset, renumbered: the rows training used."""
-    from .training import subset_rows
-
-    return table.iloc[subset_rows(table, subset)].reset_index(drop=True)
-
-
-def cell_folds(table: pd.DataFrame, params: Params, log=print) -> list[Fold]:
-    """The folds the current params run on the actors present in `table`."""
-    split = params.split
-    return make_folds(table["actor"].unique(), split.protocol, list(split.folds),
-                      split.validation_actors, split.seed, log=log)
+    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per
+                                       # test utterance
 
 
 def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset: str,
@@ -83,15 +71,15 @@ def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset:
 
 def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
                   feature_set: FeatureSet, params: Params, progress: bool = True,
-                  log=print) -> CellResult:
+                  log=print) -> CellScores:
     """Score every fold model of `model_dir` on its fold's test actors only."""
     from .checkpoint import load_model, path_for
-    from .training import predict_proba
+    from .inference import predict_proba
 
     model_dir = Path(model_dir)
     check_params(feature_set.attrs, params.features)
     table = subset_table(table, subset)
-    folds = cell_folds(table, params, log=log)
+    folds = from_split(table["actor"], params.split, log=log)
     parts = []
     for fold in tqdm(folds, desc=f"evaluate {model_dir.name}", unit="fold", disable=not progress):
         path = path_for(model_dir, fold.number)
@@ -115,5 +103,5 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
             "path": test["path"].to_numpy(),
         }))
     predictions = pd.concat(parts, ignore_index=True)
-    return CellResult(metrics.summarise(predictions, SUBSETS[subset], subset),
+    return CellScores(metrics.summarise(predictions, SUBSETS[subset], subset),
                       metrics.confusion_records(predictions), predictions)

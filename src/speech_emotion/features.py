@@ -22,8 +22,8 @@ import math
 import mmap
 import multiprocessing as mp
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

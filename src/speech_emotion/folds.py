@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .ravdess import ACTORS, gender
+from .ravdess import ACTORS, GENDERS, SUBSET_INTENSITY, SUBSETS, gender
+
+if TYPE_CHECKING:                     # params imports the models (torch); folds needs neither
+    from .params import SplitParams
 
 # The published EmoBox 6-fold speaker-independent RAVDESS protocol (4 test actors a fold).
 EMOBOX_FOLDS: dict[int, tuple[int, ...]] = {
@@ -92,18 +96,23 @@ def make_folds(actors_present: Iterable[int], protocol: str, folds: list[int],
     return chosen
 
 
+def from_split(actors_present: Iterable[int], split: SplitParams, log=print) -> list[Fold]:
+    """The folds that `params.split` runs on the actors present (`make_folds`)."""
+    return make_folds(actors_present, split.protocol, split.folds, split.validation_actors,
+                      split.seed, log=log)
+
+
 def pick_validation(actors: list[int], count: int, seed: int) -> tuple[int, ...]:
     """`count` actors, alternating genders, drawn reproducibly from `actors`."""
     if count < 2:
         raise FoldError("split.validation_actors must be at least 2 (one male, one female)")
     rng = random.Random(seed)
-    by_gender = {g: sorted(a for a in actors if gender(a) == g) for g in ("male", "female")}
+    by_gender = {g: sorted(a for a in actors if gender(a) == g) for g in GENDERS}
     for pool in by_gender.values():
         rng.shuffle(pool)
     picked = []
-    order = ["male", "female"]
     while len(picked) < count and any(by_gender.values()):
-        for g in order:
+        for g in GENDERS:
             if by_gender[g] and len(picked) < count:
                 picked.append(by_gender[g].pop())
     if len({gender(a) for a in picked}) < 2:
@@ -140,3 +149,27 @@ def split_rows(table: pd.DataFrame, fold: Fold) -> FoldRows:
         held = test_md5 | set(md5[validation])
         train &= ~np.isin(md5, list(held))
     return FoldRows(np.flatnonzero(train), np.flatnonzero(validation), np.flatnonzero(test))
+
+
+def fold_record(fold: Fold) -> dict[str, Any]:
+    """The fold as a checkpoint stores it (`fold`: number and the three actor lists)."""
+    return {"number": fold.number, "test_actors": list(fold.test_actors),
+            "validation_actors": list(fold.validation_actors),
+            "train_actors": list(fold.train_actors)}
+
+
+# ---------------------------------------------------------------- intensity subsets
+def subset_rows(table: pd.DataFrame, subset: str) -> np.ndarray:
+    """Row positions of the utterances of one intensity subset (`all`: every row)."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; known: {list(SUBSETS)}")
+    intensity = SUBSET_INTENSITY[subset]
+    if intensity is None:
+        return np.arange(len(table))
+    return np.flatnonzero(table["intensity_name"].to_numpy() == intensity)
+
+
+def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
+    """The rows of data.csv in intensity subset `subset` (all | strong | normal), in order
+    and renumbered: the rows a cell trains, represents and is scored on."""
+    return table.iloc[subset_rows(table, subset)].reset_index(drop=True)

@@ -12,16 +12,24 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import audio
-from .ravdess import (ACTOR_DIR, ACTORS, AUDIO_SUFFIXES, INTENSITIES, NEUTRAL, RavdessNameError,
-                      Utterance, actor_dir, full_corpus, parse_name)
+from .ravdess import (
+    ACTOR_DIR,
+    ACTORS,
+    AUDIO_SUFFIXES,
+    CODE_COLUMNS,
+    INTENSITIES,
+    NEUTRAL,
+    RavdessNameError,
+    Utterance,
+    actor_dir,
+    full_corpus,
+    parse_name,
+)
 
 COLUMNS = (
-    "path", "stem", "modality", "vocal_channel", "emotion", "intensity", "statement",
-    "repetition", "actor", "emotion_name", "intensity_name", "statement_text", "gender",
+    "path", "stem", *CODE_COLUMNS, "emotion_name", "intensity_name", "statement_text", "gender",
     "sample_rate", "channels", "frames", "duration_s", "subtype", "md5", "duplicate",
 )
-CODE_COLUMNS = ("modality", "vocal_channel", "emotion", "intensity", "statement",
-                "repetition", "actor")
 
 
 class LabelsError(ValueError):

@@ -29,21 +29,26 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
-from .ravdess import INTENSITIES, gender
+from .ravdess import GENDERS, INTENSITIES, gender
 
 DECIMALS = 4
 FIGURES = ("ua", "wa", "macro_f1")
 # Columns of the predictions table that `summarise` reads; one row per test utterance.
 PREDICTION_COLUMNS = ("fold", "actor", "intensity_name", "actual", "predicted")
-GENDERS = ("male", "female")
-INTENSITY_ORDER = tuple(INTENSITIES[code] for code in sorted(INTENSITIES, reverse=True))  # strong, normal
+# strong, normal
+INTENSITY_ORDER = tuple(INTENSITIES[code] for code in sorted(INTENSITIES, reverse=True))
 
 
 class MetricsError(ValueError):
@@ -131,7 +136,7 @@ def summarise(predictions: pd.DataFrame, labels: Sequence[str], subset: str) -> 
 def confusion_records(predictions: pd.DataFrame) -> list[dict[str, str]]:
     """One `{actual, predicted}` record per test utterance, for DVC's confusion template."""
     return [{"actual": str(a), "predicted": str(p)}
-            for a, p in zip(predictions["actual"], predictions["predicted"])]
+            for a, p in zip(predictions["actual"], predictions["predicted"], strict=True)]
 
 
 def rounded(value: Any, decimals: int = DECIMALS) -> Any:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
@@ -352,7 +353,7 @@ SECTIONS: dict[str, type] = {
 
 
 # ---------------------------------------------------------------- loading
-def load(path: str | Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = None) -> "Params":
+def load(path: str | Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = None) -> Params:
     """Read and validate params.yaml. `overrides` maps dotted keys to values (for tests)."""
     path = Path(path)
     try:
@@ -368,7 +369,7 @@ def load(path: str | Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = 
     return from_dict(raw, source=str(path))
 
 
-def from_dict(raw: Mapping[str, Any], source: str = "params") -> "Params":
+def from_dict(raw: Mapping[str, Any], source: str = "params") -> Params:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ParamsError(f"{source}: unknown section(s) {', '.join(unknown)}; "
@@ -421,10 +422,12 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
         fields = [f.name for f in dataclasses.fields(hint)]
         unknown = sorted(set(value) - set(fields))
         if unknown:
-            raise ParamsError(f"{source}: unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}")
+            names = ", ".join(f"{key}.{u}" for u in unknown)
+            raise ParamsError(f"{source}: unknown key(s) {names}")
         missing = [f for f in fields if f not in value]
         if missing:
-            raise ParamsError(f"{source}: missing key(s) {', '.join(f'{key}.{m}' for m in missing)}")
+            names = ", ".join(f"{key}.{m}" for m in missing)
+            raise ParamsError(f"{source}: missing key(s) {names}")
         return hint(**{f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields})
     if origin in (typing.Union, types.UnionType):
         errors = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing.pool
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager

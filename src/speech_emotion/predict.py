@@ -17,9 +17,9 @@ params stored in the checkpoint, and the model's own normalisation statistics:
                         of ./params.yaml, or of `--params`)
          --mean over windows and fold models--> (C,)
 
-A model folder with several fold checkpoints is an ensemble: their probabilities are
-averaged (a checkpoint trained with `train.ensemble` > 1 is itself one, of seeds, and
-loads as `models.ensemble.Ensemble`, so its members count as one fold model). The
+The fold models of a model folder (`CellModels`) are scored alike and their probabilities
+averaged (a checkpoint trained with `train.ensemble` > 1 is itself an ensemble, of seeds,
+and loads as `models.ensemble.SeedEnsemble`, so its members count as one fold model). The
 checkpoints must agree on labels and feature params; `--params` also
 refuses a model whose feature params differ from a params.yaml's `features` section.
 An unreadable file gets a one-line error naming it on stderr and a non-zero exit status;
@@ -32,9 +32,10 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ import torch
 from . import features, paths
 from .audio import AudioError
 from .params import FeatureParams
+from .store import feature_differences
 
 DEFAULT_MODEL = paths.model_dir("cnn", "all")
 DECIMALS = 4
@@ -52,7 +54,7 @@ class ModelError(ValueError):
 
 
 @dataclass
-class Ensemble:
+class CellModels:
     """The fold models of one `models/<model>-<subset>/` folder, in fold order."""
 
     folder: Path
@@ -66,7 +68,7 @@ class Ensemble:
         return [int(c["fold"]["number"]) for c in self.checkpoints]
 
 
-def load_ensemble(folder: str | Path, expected: FeatureParams | None = None) -> Ensemble:
+def load_cell_models(folder: str | Path, expected: FeatureParams | None = None) -> CellModels:
     """Load every `fold<k>.pt` of `folder`; they must agree on labels and feature params.
 
     With `expected`, a model trained on other feature params is refused.
@@ -87,7 +89,7 @@ def load_ensemble(folder: str | Path, expected: FeatureParams | None = None) -> 
         models.append(model)
         checkpoints.append(checkpoint)
     first = checkpoints[0]
-    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+    for path, checkpoint in zip(paths[1:], checkpoints[1:], strict=True):
         if list(checkpoint["labels"]) != list(first["labels"]):
             raise ModelError(f"{path}: labels {list(checkpoint['labels'])} differ from "
                              f"{paths[0].name}'s {list(first['labels'])}")
@@ -100,20 +102,7 @@ def load_ensemble(folder: str | Path, expected: FeatureParams | None = None) -> 
         if problems:
             raise ModelError(f"{folder}: trained on other feature params than requested "
                              f"(requested vs model: {problems}); retrain it or drop --params")
-    return Ensemble(folder, models, checkpoints, list(first["labels"]), params)
-
-
-def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
-    """`key expected != got` for every feature param that changes the features; '' if none.
-
-    Settings that do not change the features (`store.NOT_FEATURE_DEFINING`, e.g. the
-    batch size of the transform) are not compared.
-    """
-    from .store import NOT_FEATURE_DEFINING
-
-    keys = sorted((set(expected) | set(got)) - set(NOT_FEATURE_DEFINING))
-    return ", ".join(f"{key} {expected.get(key, '(missing)')!r} != {got.get(key, '(missing)')!r}"
-                     for key in keys if expected.get(key) != got.get(key))
+    return CellModels(folder, models, checkpoints, list(first["labels"]), params)
 
 
 def feature_params_of(checkpoint: dict[str, Any], path: Path) -> FeatureParams:
@@ -157,12 +146,12 @@ class Prediction:
     windows: int
 
 
-def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extractor,
+def predict_file(path: str | Path, cell: CellModels, extractor: features.Extractor,
                  hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
     """Score one file; raises AudioError naming it when it cannot be read."""
-    from .training import predict_proba
+    from .inference import predict_proba
 
-    params = ensemble.feature_params
+    params = cell.feature_params
     wave = features.load_wave(path, params.sample_rate)                 # (samples,)
     clips = windows(wave, params, hop)                                  # (W, S)
     with torch.inference_mode():
@@ -170,11 +159,12 @@ def predict_file(path: str | Path, ensemble: Ensemble, extractor: features.Extra
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
     probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
-                      for model, checkpoint in zip(ensemble.models, ensemble.checkpoints)])
+                      for model, checkpoint in zip(cell.models, cell.checkpoints, strict=True)])
     mean = probs.reshape(-1, probs.shape[-1]).mean(axis=0)              # (C,)
-    labels = ensemble.labels
+    labels = cell.labels
     return Prediction(str(path), labels[int(mean.argmax())],
-                      {label: round(float(p), DECIMALS) for label, p in zip(labels, mean)},
+                      {label: round(float(p), DECIMALS)
+                       for label, p in zip(labels, mean, strict=True)},
                       int(clips.shape[0]))
 
 
@@ -226,9 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.shifts is None and DEFAULT_PATH.is_file():
             loaded = load(DEFAULT_PATH)
         shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
-        ensemble = load_ensemble(args.model, loaded.features if args.params else None)
-        params = ensemble.feature_params
-        from .training import check_shifts
+        cell = load_cell_models(args.model, loaded.features if args.params else None)
+        params = cell.feature_params
+        from .inference import check_shifts
         check_shifts(shifts, features.n_frames(params),     # before any file is read
                      "--shifts" if args.shifts else "evaluate.shifts")
     except (ModelError, ValueError, OSError) as err:
@@ -244,18 +234,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, errors = [], []
     for path in args.files:
         try:
-            results.append(predict_file(path, ensemble, extractor, hop, shifts))
+            results.append(predict_file(path, cell, extractor, hop, shifts))
         except AudioError as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
             errors.append({"file": str(path), "error": message})
     if args.json:
         print(json.dumps({
-            "model": str(ensemble.folder), "folds": ensemble.folds, "labels": ensemble.labels,
+            "model": str(cell.folder), "folds": cell.folds, "labels": cell.labels,
             "predictions": [dataclasses.asdict(r) for r in results], "errors": errors,
         }, indent=2))
     elif results:
-        print(table(results, ensemble.labels))
+        print(table(results, cell.labels))
     return 1 if errors else 0
 
 

@@ -23,27 +23,21 @@ import statistics
 import warnings
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import TSNE
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-matplotlib.use("Agg")  # no display; the same renderer everywhere
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from . import metrics  # noqa: E402
-from .folds import Fold, split_rows  # noqa: E402
-from .ravdess import SUBSETS  # noqa: E402
-from .representation import group_columns  # noqa: E402
-
-PNG_METADATA = {"Software": None}  # no version or date in the file: reruns write the same bytes
+from . import metrics
+from .figures import plt
+from .folds import Fold, split_rows
+from .ravdess import SUBSETS
+from .representation import group_columns
 
 
 class ProbeError(ValueError):

@@ -11,7 +11,7 @@ Speech and Song (RAVDESS). PLoS ONE 13(5): e0196391. CC BY-NC-SA 4.0.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 MODALITIES = {1: "full-AV", 2: "video-only", 3: "audio-only"}
@@ -49,6 +49,9 @@ SUBSET_INTENSITY = {"all": None, "strong": "strong", "normal": "normal"}
 AUDIO_SUFFIXES = (".wav", ".flac")
 ACTOR_DIR = re.compile(r"^Actor_(\d{2})$")
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+
+
+GENDERS = ("male", "female")
 
 
 def gender(actor: int) -> str:
@@ -97,6 +100,10 @@ class Utterance:
     @property
     def gender(self) -> str:
         return gender(self.actor)
+
+
+# The seven codes in file-name order: data.csv's code columns and features.h5's index fields.
+CODE_COLUMNS = tuple(field.name for field in fields(Utterance))
 
 
 def parse_name(name: str | Path) -> Utterance:

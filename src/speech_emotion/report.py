@@ -134,7 +134,8 @@ def _fold_list(folds: dict[int, Any]) -> str:
 
 def _order(row: Row) -> tuple:
     model_rank = MODEL_ORDER.index(row.model) if row.model in MODEL_ORDER else len(MODEL_ORDER)
-    subset_rank = SUBSET_ORDER.index(row.subset) if row.subset in SUBSET_ORDER else len(SUBSET_ORDER)
+    subset_rank = (SUBSET_ORDER.index(row.subset) if row.subset in SUBSET_ORDER
+                   else len(SUBSET_ORDER))
     return model_rank, row.model, subset_rank, row.name
 
 

@@ -22,26 +22,24 @@ in the headline metrics (`PRIMARY`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")  # no display; the same renderer everywhere
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from . import checkpoint  # noqa: E402
-from .folds import Fold, make_folds, split_rows  # noqa: E402
-from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig  # noqa: E402
-from .models.vae import BetaVAE, BetaVAEConfig  # noqa: E402
-from .ravdess import SUBSETS  # noqa: E402
-from .training import fit_normalisation, fold_record, normalise, select_device, subset_rows
+from . import checkpoint
+from .device import select_device
+from .figures import plt
+from .folds import Fold, fold_record, from_split, split_rows, subset_rows
+from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig
+from .models.vae import BetaVAE, BetaVAEConfig
+from .normalisation import fit_normalisation, normalise
+from .ravdess import SUBSETS
 
 VARIANTS = ("logmel_stats", "beta_vae", "fhvae", "ss_fhvae")
 # The groups of latent columns each variant writes; the first is its representation.
@@ -54,11 +52,6 @@ class RepresentError(ValueError):
 
 
 # ---------------------------------------------------------------- rows and segments
-def subset_table(table: pd.DataFrame, subset: str) -> pd.DataFrame:
-    """The rows of data.csv in intensity subset `subset` (all | strong | normal), in order."""
-    return table.iloc[subset_rows(table, subset)].reset_index(drop=True)
-
-
 def training_rows(table: pd.DataFrame, fold: Fold) -> np.ndarray:
     """Positions of the utterances a fold may learn from: its training and validation actors."""
     sides = split_rows(table, fold)
@@ -163,7 +156,7 @@ def encode(model: torch.nn.Module, segments: torch.Tensor, owner: torch.Tensor,
     model.eval()
     if isinstance(model, FHVAE):
         z1, z2 = zip(*(model.encode(segments[i:i + batch_size])
-                       for i in range(0, len(segments), batch_size)))
+                       for i in range(0, len(segments), batch_size)), strict=True)
         z1, z2 = torch.cat(z1), torch.cat(z2)                            # (M, D1), (M, D2)
         c = model.config
         ratio = (c.z2_prior_std / c.mu2_prior_std) ** 2
@@ -289,7 +282,9 @@ def _reconstruct(model: torch.nn.Module, utterances: np.ndarray, frames: int) ->
 
 # ---------------------------------------------------------------- one dvc.yaml cell
 @dataclass
-class CellResult:
+class CellRepresentations:
+    """Every fold's representations of one variant and subset."""
+
     table: pd.DataFrame                   # the subset's rows of data.csv
     folds: list[Fold]
     results: list[FoldResult]             # one per fold, in fold order
@@ -297,7 +292,7 @@ class CellResult:
 
 def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.ndarray,
                    params: Any, feature_params: dict[str, Any] | None = None,
-                   progress: bool = True, log=print) -> CellResult:
+                   progress: bool = True, log=print) -> CellRepresentations:
     """Every fold of `params.split` for one variant and subset.
 
     `table` is data.csv and `features` (N, F, T) its rows, aligned; `params` the whole
@@ -307,12 +302,10 @@ def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.
         raise RepresentError(f"data.csv has {len(table)} rows but the features {len(features)}")
     rows = subset_rows(table, subset)
     sub = table.iloc[rows].reset_index(drop=True)
-    split = params.split
-    folds = make_folds(sub["actor"], split.protocol, split.folds, split.validation_actors,
-                       split.seed, log=log)
+    folds = from_split(sub["actor"], params.split, log=log)
     results = [represent_fold(variant, features[rows], sub, fold, subset, params.represent,
                               feature_params, progress) for fold in folds]
-    return CellResult(sub, folds, results)
+    return CellRepresentations(sub, folds, results)
 
 
 def latents_path(model_dir: str | Path, fold_number: int) -> Path:
@@ -320,10 +313,10 @@ def latents_path(model_dir: str | Path, fold_number: int) -> Path:
     return Path(model_dir) / f"fold{fold_number}.csv"
 
 
-def write_cell(out_dir: Path, cell: CellResult) -> None:
+def write_cell(out_dir: Path, cell: CellRepresentations) -> None:
     """Latents, checkpoints and loss histories of every fold into `out_dir` (made whole
     by the caller with `atomic.atomic_dir`)."""
-    for fold, result in zip(cell.folds, cell.results):
+    for fold, result in zip(cell.folds, cell.results, strict=True):
         result.latents.to_csv(latents_path(out_dir, fold.number), index=False,
                               lineterminator="\n")
         if result.checkpoint is not None:
@@ -344,7 +337,7 @@ def read_latents(model_dir: str | Path, folds: list[Fold]) -> dict[int, pd.DataF
     return out
 
 
-def reconstruction_figure(cell: CellResult, variant: str, per_emotion: int = 1,
+def reconstruction_figure(cell: CellRepresentations, variant: str, per_emotion: int = 1,
                           emotions: int = 4):
     """Inputs beside their reconstructions: test-actor utterances of the first fold."""
     fold, result = cell.folds[0], cell.results[0]

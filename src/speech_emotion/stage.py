@@ -9,7 +9,7 @@ params.yaml, and holds torch to the section's `threads` (0: torch's default).
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 from . import params as params_module
 from .params import Params

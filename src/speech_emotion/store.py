@@ -19,9 +19,10 @@ written in table order without timestamps (h5py >= 3.15), attributes in a fixed 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -29,13 +30,11 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .params import FeatureParams
-from .ravdess import actor_dir
+from .ravdess import CODE_COLUMNS, actor_dir
 
 FEATURES = "features"
 INDEX = "index"
-CODES = ("modality", "vocal_channel", "emotion", "intensity", "statement", "repetition",
-         "actor")
-INDEX_COLUMNS = ("path", "stem") + CODES
+INDEX_COLUMNS = ("path", "stem") + CODE_COLUMNS
 # Settings that do not change the features, so a model may ignore a difference in them.
 NOT_FEATURE_DEFINING = ("batch_size",)
 
@@ -84,7 +83,7 @@ def write(path: str | Path, table: pd.DataFrame, features: np.ndarray,
             f.attrs[key] = value
         flat = f.create_dataset(FEATURES, data=features, track_times=False)
         f.create_dataset(INDEX, data=_index_records(table), track_times=False)
-        for row, (name, utt) in enumerate(zip(names, table.itertuples())):
+        for row, (name, utt) in enumerate(zip(names, table.itertuples(), strict=True)):
             leaf = _create_leaf(f, name, flat, row)
             leaf.attrs["file"] = utt.path
             leaf.attrs["emotion"] = utt.emotion_name
@@ -133,7 +132,7 @@ def read(path: str | Path) -> FeatureSet:
     index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
     for column in ("path", "stem"):
         index[column] = index[column].str.decode("utf-8")
-    index = index.astype({code: "int64" for code in CODES})   # as pandas reads data.csv
+    index = index.astype({code: "int64" for code in CODE_COLUMNS})   # as pandas reads data.csv
     return FeatureSet(features, index, attrs)
 
 
@@ -146,8 +145,8 @@ def read_aligned(path: str | Path, table: pd.DataFrame, params: FeatureParams) -
     feature_set = read(path)
     check_params(feature_set.attrs, params)
     rows = feature_set.rows(table["path"])
-    return FeatureSet(feature_set.features[rows], feature_set.index.iloc[rows].reset_index(drop=True),
-                      feature_set.attrs)
+    return FeatureSet(feature_set.features[rows],
+                      feature_set.index.iloc[rows].reset_index(drop=True), feature_set.attrs)
 
 
 def check_params(attrs: dict[str, Any], params: FeatureParams) -> None:
@@ -159,6 +158,17 @@ def check_params(attrs: dict[str, Any], params: FeatureParams) -> None:
     if differ:
         raise StoreError("features were made with other features params (" + "; ".join(differ)
                          + "); re-run the features stage or use the params they were made with")
+
+
+def feature_differences(expected: dict[str, Any], got: dict[str, Any]) -> str:
+    """`key expected != got` for every feature param that changes the features; '' if none.
+
+    Settings that do not change the features (`NOT_FEATURE_DEFINING`, e.g. the batch size
+    of the transform) are not compared.
+    """
+    keys = sorted((set(expected) | set(got)) - set(NOT_FEATURE_DEFINING))
+    return ", ".join(f"{key} {expected.get(key, '(missing)')!r} != {got.get(key, '(missing)')!r}"
+                     for key in keys if expected.get(key) != got.get(key))
 
 
 def _check_inputs(table: pd.DataFrame, features: np.ndarray) -> None:
@@ -178,11 +188,11 @@ def _index_records(table: pd.DataFrame) -> np.ndarray:
     """The index as a fixed-width structured array (HDF5 compound, no variable-length data)."""
     width = {column: max(1, table[column].str.len().max()) for column in ("path", "stem")}
     dtype = [("path", f"S{width['path']}"), ("stem", f"S{width['stem']}")]
-    dtype += [(code, "<i4") for code in CODES]
+    dtype += [(code, "<i4") for code in CODE_COLUMNS]
     records = np.empty(len(table), dtype=dtype)
     for column in ("path", "stem"):
         records[column] = table[column].str.encode("utf-8").to_numpy()
-    for code in CODES:
+    for code in CODE_COLUMNS:
         records[code] = table[code].to_numpy()
     return records
 

@@ -7,7 +7,8 @@ of the same name (`speech_emotion.params.MODEL_CONFIGS`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 

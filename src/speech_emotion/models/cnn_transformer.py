@@ -37,8 +37,6 @@ from ..params import CNNTransformerConfig  # the `cnn_transformer` section of pa
 from .cnn import add_deltas, conv_block, pooled_size
 
 
-
-
 def sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:
     """(length, dim) sinusoidal position encodings (Vaswani et al. 2017), any length."""
     position = torch.arange(length, device=device, dtype=torch.float32)[:, None]

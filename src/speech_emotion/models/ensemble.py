@@ -1,4 +1,5 @@
-"""An ensemble: several trained models of one fold, their class probabilities averaged.
+"""A seed ensemble: the models of one fold trained from different seeds (`train.ensemble`
+members, seeds `train.seed` up), their class probabilities averaged.
 
     features (B, F, T) -> each member's logits (B, n_classes) -> softmax
     -> mean over the members (B, n_classes) -> log                      log-probabilities
@@ -14,7 +15,9 @@ import torch
 from torch import nn
 
 
-class Ensemble(nn.Module):
+class SeedEnsemble(nn.Module):
+    """The members of one checkpoint, scored as one model (an `nn.Module` like each member)."""
+
     def __init__(self, members: list[nn.Module]):
         super().__init__()
         if not members:

@@ -93,9 +93,10 @@ class FHVAE(nn.Module):
                 label: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss terms of a batch of segments, each averaged over the batch.
 
-        x: (B, F, L) segments (as the beta-VAE takes them); sequence: (B,) row of each segment's utterance in
-        `mu2_table`; sequence_segments: (B,) N_i, the segment count of that utterance;
-        label: (B,) emotion class of the segment's utterance, -1 when unlabelled.
+        x: (B, F, L) segments (as the beta-VAE takes them); sequence: (B,) row of each
+        segment's utterance in `mu2_table`; sequence_segments: (B,) N_i, the segment count
+        of that utterance; label: (B,) emotion class of the segment's utterance, -1 when
+        unlabelled.
         """
         c = self.config
         x = x.transpose(1, 2)                                             # (B, L, F) for the LSTMs

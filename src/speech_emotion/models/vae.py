@@ -41,7 +41,8 @@ class BetaVAE(nn.Module):
         super().__init__()
         self.config = config
         factor = 2 ** len(config.channels)
-        self.bottom = (config.channels[-1], config.n_mels // factor, config.segment_frames // factor)
+        self.bottom = (config.channels[-1], config.n_mels // factor,
+                       config.segment_frames // factor)
         flat = math.prod(self.bottom)
 
         layers, c_in = [], 1
@@ -54,7 +55,8 @@ class BetaVAE(nn.Module):
         self.expand = nn.Linear(config.latent_dim, flat)
         layers = []
         reverse = list(config.channels[::-1]) + [1]
-        for c_in, c_out in zip(reverse[:-1], reverse[1:]):  # (B, c, f, l) -> (B, c', 2f, 2l)
+        # (B, c, f, l) -> (B, c', 2f, 2l)
+        for c_in, c_out in zip(reverse[:-1], reverse[1:], strict=True):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.decoder = nn.Sequential(*layers[:-1])             # no ReLU on the output
 

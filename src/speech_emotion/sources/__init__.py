@@ -15,7 +15,8 @@ from .layout import SourceError
 __all__ = ["populate", "SourceError", "archive", "local", "synthetic", "zenodo"]
 
 
-def populate(data: DataParams, out_dir: Path, downloads_dir: Path, progress: bool = True) -> list[Path]:
+def populate(data: DataParams, out_dir: Path, downloads_dir: Path,
+             progress: bool = True) -> list[Path]:
     """Fill `out_dir` from the source `data.source`; returns the audio files written.
 
     zenodo keeps the verified archive in `downloads_dir` so that a second run does not
@@ -32,7 +33,8 @@ def populate(data: DataParams, out_dir: Path, downloads_dir: Path, progress: boo
         if data.local_path is None:
             raise SourceError("data.source is 'local' but data.local_path is null: set it to a "
                               "folder with Actor_NN/ folders, or a .zip or tar of one, e.g. "
-                              "dvc exp run -S data.source=local -S data.local_path=/path/to/ravdess")
+                              "dvc exp run -S data.source=local "
+                              "-S data.local_path=/path/to/ravdess")
         return local.copy_corpus(Path(data.local_path), out_dir, progress=progress)
     if data.source == "zenodo":
         path = zenodo.fetch(data.zenodo.url, data.zenodo.md5, Path(downloads_dir),

@@ -15,8 +15,9 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -69,7 +70,8 @@ def unsafe_members(members: list[Member]) -> list[str]:
     return problems
 
 
-def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log=print) -> list[Path]:
+def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True,
+                   log=print) -> list[Path]:
     """Extract the speech audio of a RAVDESS zip or tar into `out_dir/Actor_NN/`.
 
     Returns the paths written, sorted. Raises SourceError for an unreadable or unsafe
@@ -101,12 +103,14 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True, log
         with atomic_dir(out_dir) as tmp:
             for target, member in tqdm(chosen.items(), desc="extracting", unit="file",
                                        disable=not progress):
-                # The target is built from the validated Actor_NN/<name>, never from the member path.
+                # The target is built from the validated Actor_NN/<name>, never from the
+                # member path.
                 dest = tmp / target
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with open_member(member) as source, open(dest, "wb") as dst:
                         shutil.copyfileobj(source, dst, 1 << 20)
                 except READ_ERRORS as err:
-                    raise SourceError(f"{archive_path}: cannot extract {member!r} ({err})") from None
+                    raise SourceError(f"{archive_path}: cannot extract {member!r} "
+                                      f"({err})") from None
     return sorted(out_dir / target for target in chosen)

@@ -1,4 +1,5 @@
-"""A local copy of RAVDESS: a folder, a .zip or a tar, in the layout a Kaggle or Zenodo download has."""
+"""A local copy of RAVDESS: a folder, a .zip or a tar, in the layout a Kaggle or Zenodo
+download has."""
 
 from __future__ import annotations
 

@@ -170,7 +170,8 @@ def synthesise(utt: Utterance, seed: int) -> np.ndarray:
     if utt.emotion == 1:  # neutral: only the actor's voice and repetition noise
         deviation = voice.emotion_offsets[1] * 0.5
     strength = voice.expressiveness * (STRONG_SCALE if utt.intensity == 2 else 1.0)
-    cue = dict(zip(CUES, deviation * strength + rng.normal(0, REPETITION_NOISE, len(CUES)) * CUE_SCALE))
+    values = deviation * strength + rng.normal(0, REPETITION_NOISE, len(CUES)) * CUE_SCALE
+    cue = dict(zip(CUES, values, strict=True))
     emotion = EMOTIONS[utt.emotion]
 
     # --- timing: phone durations at this rate, with per-phone jitter
@@ -186,7 +187,7 @@ def synthesise(utt: Utterance, seed: int) -> np.ndarray:
     formants = np.zeros((total, 3))
     voicing = np.zeros(total)
     stressed = np.zeros(total)
-    for phone, start, count in zip(phones, starts, n_frames):
+    for phone, start, count in zip(phones, starts, n_frames, strict=True):
         sl = slice(start, start + count)
         kind = phone.kind
         target = _VOWELS.get(phone.symbol, _VOWELS["stop"] if kind in "BP" else _VOWELS["@"])
@@ -295,7 +296,7 @@ _BANDS = {symbol: signal.butter(2, [max(200, c - b / 2), min(20000, c + b / 2)],
 def _frication(phones, starts, n_frames, total, rng) -> np.ndarray:
     """Band-passed noise for fricatives and stop bursts, in units of the voiced RMS."""
     out = np.zeros(total * FRAME)
-    for phone, start, count in zip(phones, starts, n_frames):
+    for phone, start, count in zip(phones, starts, n_frames, strict=True):
         if phone.symbol not in _FRICATION:
             continue
         level = _FRICATION[phone.symbol][2]

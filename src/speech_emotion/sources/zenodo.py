@@ -112,7 +112,7 @@ def _download(url: str, part: Path, timeout_s: float, progress: bool) -> None:
             raise DownloadError(f"{url}: cannot reach the server ({reason}); offline? "
                                 f"{OFFLINE_HINT}") from None
         raise _Retry(str(reason)) from None
-    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
         raise _Retry(f"{type(err).__name__}: {err}") from None
     with response:
         if have and response.status == 200:   # the server ignored the Range: start over
@@ -126,9 +126,9 @@ def _download(url: str, part: Path, timeout_s: float, progress: bool) -> None:
                 while True:
                     try:
                         block = response.read(CHUNK)
-                    except (TimeoutError, socket.timeout, ConnectionError,
-                            http.client.HTTPException) as err:
-                        raise _Retry(f"transfer interrupted ({type(err).__name__}: {err})") from None
+                    except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
+                        raise _Retry(f"transfer interrupted ({type(err).__name__}: "
+                                     f"{err})") from None
                     if not block:
                         break
                     out.write(block)
