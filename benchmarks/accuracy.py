@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          models_dir)
                         result["train_seconds"] = round(seconds, 1)
                         # the CPU kernels decide the float sums, so the bits of the weights
-                        # (README "Reproducibility across machines")
+                        # (docs/REPRODUCIBILITY.md)
                         result["cpu_kernels"] = cpu_kernels()
                     else:
                         predictions = baseline_predictions(system, x, table, subset, p, seed)

@@ -4,7 +4,7 @@ After Ilia Zenkov's "Parallel is All You Want" (2020; github.com/IliaZenkov/
 transformer-cnn-emotion-recognition): parallel 2D conv branches over the spectrogram for
 spatial patterns, a Transformer encoder over the max-pooled frame sequence for temporal
 ones, their embeddings concatenated into one linear classifier. How and why this version
-differs is in the README ("Models").
+differs is in docs/MODELS.md.
 
     features (B, F, T)                          normalised log-mel
     -> [+ deltas] x (B, C0, F, T)               C0 = 1 + config.deltas
@@ -23,7 +23,7 @@ measured problem: trained jointly, the Transformer branch fits the training acto
 and the hybrid scores below the plain `cnn`. The classifier is linear, so its logits are a
 sum of one part per branch; when branches are dropped, each part must classify by itself,
 and at test the parts add up like an ensemble of the branches. On six folds and two seeds
-of real speech it did not pay (README "Accuracy on real speech").
+of real speech it did not pay (docs/ACCURACY.md).
 """
 
 from __future__ import annotations
