@@ -16,9 +16,11 @@ that differ and the largest absolute difference.
     python benchmarks/kernel_pins.py                       # 6 RAVDESS-dev FLACs + 4 synthetic WAVs
     python benchmarks/kernel_pins.py --flac 0 --wav 8      # synthetic only
 
-`--code current` (the default) probes the functions of `speech_emotion.features`; with
-`--code float32` it probes the float32 torchaudio chain that the stage ran before issue 27
-was fixed (kept here, in `_float32_chain`, to show what differed).
+`--code current` (the default) probes the functions of `speech_emotion.features` (float64,
+dB rounded to a grid; `chain/db_raw` is the float64 dB before the rounding, to show the
+margin); `--code float32` probes the float32 torchaudio chain that the stage ran before
+issue 27 was fixed (kept here, in `_float32_chain`, to show what differed). Results:
+benchmarks/results/kernel_pins/.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ PINS: dict[str, dict[str, str]] = {
     "mkl_cbwr=COMPATIBLE": {"MKL_CBWR": "COMPATIBLE"},
     "all=AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                  "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "openblas=Haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+    "openblas=Prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    "numpy=AVX2": {"NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX "
+                                               "AVX512_CNL AVX512_ICL"},
     "all=lowest": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
                    "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE"},
 }
@@ -91,16 +97,34 @@ def _float32_chain(params):
 
 
 def _current_chain(params):
-    """The functions `speech_emotion.features` runs now."""
+    """The functions `speech_emotion.features` runs now (float64, dB on a grid)."""
     import torch
 
     from speech_emotion import features
 
     ex = features.Extractor(params)
-    steps = features.chain_steps(params, ex)
-    steps["tables"] = features.chain_tables(params, ex)
-    steps["to_tensor"] = lambda a: torch.from_numpy(np.asarray(a))
-    return steps
+
+    def span(wave):
+        return features.nonsilent_span(wave, params.trim_db, params.n_fft, params.hop_length)
+
+    def power(clips):
+        spec = ex.stft(clips.to(torch.float64))
+        return spec.real.square() + spec.imag.square()
+
+    def db_raw(mel_power):                       # before the rounding to the grid
+        return 10.0 * torch.log10(mel_power.clamp(min=features.POWER_FLOOR))
+
+    def db(mel_power):                           # the Extractor's own last steps
+        out = db_raw(mel_power)
+        out = torch.maximum(out, out.amax(dim=(1, 2), keepdim=True) - params.top_db)
+        return features.on_grid(out).to(torch.float32)
+
+    return dict(resample=lambda mono: torch.from_numpy(features.resample(mono, 48000,
+                                                                         params.sample_rate)),
+                span=span, power=power, mel=ex.mel, db_raw=db_raw, db=db,
+                tables={"resample_kernel": features._polyphase_kernel(48000, params.sample_rate)[3],
+                        "mel_fb": ex.mel.fb, "window": ex.stft.window},
+                to_tensor=lambda a: torch.from_numpy(np.asarray(a)))
 
 
 def probe(files: list[Path], code: str, reference: Path | None, out: Path) -> None:
@@ -136,6 +160,8 @@ def probe(files: list[Path], code: str, reference: Path | None, out: Path) -> No
         db = chain["db"](mel)
         for name, value in (("power", power), ("mel", mel), ("db", db)):
             result[f"chain/{name}/{k}"] = np.asarray(value)
+        if "db_raw" in chain:
+            result[f"chain/db_raw/{k}"] = np.asarray(chain["db_raw"](mel))
         if ref is not None:
             result[f"alone/power/{k}"] = np.asarray(chain["power"](T(ref[f"clips/{k}"])))
             result[f"alone/mel/{k}"] = np.asarray(chain["mel"](T(ref[f"chain/power/{k}"])))
