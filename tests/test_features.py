@@ -71,7 +71,10 @@ def test_mfcc_is_the_dct_of_the_logmel(feature_params):
     dct = torch.cos(torch.pi / n * (k[None, :] + 0.5) * k[:, None]) * (2 / n) ** 0.5  # (n, n)
     dct[0] /= 2 ** 0.5                                                 # orthonormal DCT-II
     expected = torch.einsum("qm,bmt->bqt", dct[: feature_params.n_mfcc], logmel.double())
-    assert torch.allclose(mfcc.double(), expected, atol=1e-3)
+    # both are rounded to the DB_STEP grid: the MFCC once, the log-mel before this DCT, by
+    # at most half a step each, which a DCT row (L1 norm <= sqrt(n)) can add up
+    bound = features.DB_STEP / 2 * (1 + n ** 0.5)
+    assert (mfcc.double() - expected).abs().max() <= bound
 
 
 @pytest.mark.parametrize("change", [{"f_max": 9000.0}, {"win_length": 1024},
@@ -87,7 +90,7 @@ def test_stereo_is_mixed_down(tmp_path):
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, right], axis=1), RATE, subtype="FLOAT")
     wave = features.load_wave(path, RATE)
-    assert wave.shape == (RATE,) and wave.dtype == torch.float32
+    assert wave.shape == (RATE,) and wave.dtype == torch.float64   # float64 until the dB grid
     np.testing.assert_allclose(wave.numpy(), (left + right) / 2, atol=1e-7)
 
 
@@ -100,21 +103,39 @@ def test_any_input_rate_is_resampled(tmp_path, rate):
     assert dominant_hz(wave.numpy(), RATE) == pytest.approx(440.0, abs=1.0)
 
 
-@pytest.mark.parametrize("orig_rate, new_rate", [(48000, 16000), (44100, 16000), (8000, 16000)])
-def test_bucketed_resampling_equals_torchaudio(orig_rate, new_rate):
-    """Zero-padding to a 0.1 s bucket changes neither the length nor the samples: every
-    output sample sees the same inputs (torchaudio pads with zeros itself). The convolution
-    library may pick another summation order for another input length, hence 1e-6 here;
-    on RAVDESS's 48 kHz files the features came out byte for byte the same."""
+@pytest.mark.parametrize("orig_rate, new_rate", [(48000, 16000), (44100, 16000), (8000, 16000),
+                                                 (32000, 16000), (22050, 16000)])
+def test_resampling_equals_torchaudio_in_float64(orig_rate, new_rate):
+    """The polyphase form computes torchaudio's windowed-sinc resampler (its own kernel, its
+    output length), only by other sums: equal to float64 rounding, at any length."""
     rng = np.random.default_rng(0)
-    resampler = torchaudio.transforms.Resample(orig_rate, new_rate)
     lengths = [orig_rate // 10, orig_rate // 10 + 1, *rng.integers(orig_rate, 5 * orig_rate, 4)]
     for length in lengths:
-        wave = torch.from_numpy(rng.uniform(-1, 1, int(length)).astype(np.float32))
-        expected = resampler(wave)
+        wave = rng.uniform(-1, 1, int(length))
+        expected = torchaudio.functional.resample(torch.from_numpy(wave), orig_rate, new_rate)
         got = features.resample(wave, orig_rate, new_rate)
-        assert got.shape == expected.shape
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        assert got.shape == tuple(expected.shape) and got.dtype == np.float64
+        np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-12)
+
+
+def test_features_are_on_the_db_grid(feature_params):
+    """Every value is a whole multiple of DB_STEP, exact in float32; the rounding moves a
+    value by at most half a step from the float64 result."""
+    waves = torch.randn(2, features.n_samples(feature_params), dtype=torch.float64) * 0.1
+    out = features.Extractor(feature_params)(waves)
+    assert out.dtype == torch.float32
+    steps = out.double() / features.DB_STEP
+    assert torch.equal(steps, steps.round())
+    with features._default_dtype(torch.float64):                      # float64 filterbank
+        mel_spectrogram = torchaudio.transforms.MelSpectrogram(
+            sample_rate=feature_params.sample_rate, n_fft=feature_params.n_fft,
+            win_length=feature_params.win_length, hop_length=feature_params.hop_length,
+            f_min=feature_params.f_min, f_max=feature_params.f_max,
+            n_mels=feature_params.n_mels, norm="slaney", mel_scale="slaney")
+    spec = mel_spectrogram(waves)
+    db = 10 * torch.log10(spec.clamp(min=features.POWER_FLOOR))
+    db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - feature_params.top_db)
+    assert (out.double() - db).abs().max() <= features.DB_STEP / 2 + 1e-9
 
 
 # ---------------------------------------------------------------- clip policy
@@ -212,14 +233,29 @@ def bad_file(kind: str, path):
         path.write_bytes(data[: len(data) // 2])                        # header says 1 s
     elif kind == "empty":
         sf.write(path, np.zeros(0, dtype=np.float32), RATE, subtype="PCM_16")
-    elif kind == "non-finite":
-        # finite samples so large that their power overflows float32: features are inf
-        sf.write(path, np.full(RATE, 1e30, dtype=np.float32), RATE, subtype="FLOAT")
     return path
 
 
-BAD = {"unreadable": "unreadable", "truncated": "truncated", "empty": "empty",
-       "non-finite": "not finite"}
+BAD = {"unreadable": "unreadable", "truncated": "truncated", "empty": "empty"}
+
+
+def test_huge_samples_give_finite_features(feature_params, tmp_path):
+    """Samples far outside [-1, 1] overflowed the float32 power (and were refused as 'not
+    finite'); in float64 any finite float32 audio gives finite features (below 800 dB)."""
+    path = tmp_path / "huge.wav"
+    sf.write(path, np.full(RATE, 1e30, dtype=np.float32), RATE, subtype="FLOAT")
+    out = features.extract_files([path], feature_params, progress=False, workers=0)
+    assert np.isfinite(out).all() and out.max() < 800
+
+
+def test_non_finite_features_name_the_file(feature_params, mixed_files, monkeypatch):
+    """The guard stays for features that come out NaN or infinite all the same."""
+    forward = features.Extractor.forward
+    monkeypatch.setattr(features.Extractor, "forward",
+                        lambda self, waves: forward(self, waves) * float("inf"))
+    with pytest.raises(AudioError, match=f"{mixed_files[0].name}.*not finite"):
+        features.extract_files(mixed_files, with_(feature_params, batch_size=2),
+                               progress=False, workers=0)
 
 
 @pytest.mark.parametrize("kind", list(BAD))

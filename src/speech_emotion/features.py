@@ -39,49 +39,75 @@ from .pool import fork_pool
 # Power floor before the log (librosa's `amin`): silence, e.g. padding, becomes -100 dB
 # before the per-utterance `top_db` floor is applied.
 POWER_FLOOR = 1e-10
-# Resampling pads each wave to a whole number of these (see `resample`): not a param, it
-# changes no feature.
-RESAMPLE_BUCKET_S = 0.1
+# Every feature value is a whole multiple of this (dB): computed in float64, then rounded
+# to this grid, so that the last-bit differences of CPU-specific kernels (at most 2e-13 dB,
+# docs/REPRODUCIBILITY.md) give the same float32 bytes on every machine. 2**-10 dB is a
+# power change of 0.02 %, far below anything the features resolve, and the grid's values
+# up to 2**14 dB are exact in float32.
+DB_STEP = 2.0 ** -10
 
 
 # ---------------------------------------------------------------- one file
 def load_wave(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Read `path`, mix down to mono, resample to `sample_rate`: float32 `(samples,)`.
+    """Read `path`, mix down to mono, resample to `sample_rate`: float64 `(samples,)`.
 
-    Raises AudioError naming the file when it is unreadable, truncated or empty.
+    Float64 so that no CPU-dependent rounding happens before the features' final rounding
+    (see `Extractor` and docs/REPRODUCIBILITY.md). Raises AudioError naming the file when
+    it is unreadable, truncated or empty.
     """
     wave, rate = audio.read(path)                        # (channels, frames) at `rate`
-    mono = torch.from_numpy(audio.to_mono(wave))         # (frames,)
+    mono = audio.to_mono(wave).astype(np.float64)        # (frames,)
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)         # (samples,)
-    return mono
+    return torch.from_numpy(mono)
 
 
-def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """torchaudio's windowed-sinc resampler on `(frames,)`, in length buckets.
+def resample(wave: np.ndarray | torch.Tensor, orig_rate: int, new_rate: int) -> np.ndarray:
+    """torchaudio's windowed-sinc resampler (`functional.resample`'s defaults) on `(frames,)`,
+    computed in float64: float64 `(samples,)`.
 
-    The resampler is one strided conv1d, and the CPU convolution library builds a kernel
-    plan for each new input length: with every file a different length that cost more
-    than the convolution (2.0 against 0.6 ms for a 3.5 s, 48 kHz file). Zero-padding the
-    end up to a whole bucket gives a handful of lengths; torchaudio pads the ends with
-    zeros itself, so every output sample sees the same inputs, and the output is cut to
-    the unpadded length. On the 720 48 kHz files of ravdess-dev the features came out byte
-    for byte the same as unpadded; for other lengths the library may sum in another order
-    (within 1e-6, tests/test_features.py).
+    The same kernel and output as `torchaudio.functional.resample` in float64 (within
+    1e-15), but not its conv1d: in float32 that goes through oneDNN, whose sums depend on
+    the instruction set it picks (issue 27: `ONEDNN_MAX_CPU_ISA=SSE41` moved 1 in 4
+    samples), and in float64 ATen's generic convolution is 3-5x slower than this.
+    Polyphase form: with o, n the rates over their gcd, the input in rows of o samples
+    `X` (after torchaudio's `width` zeros of padding), and the kernel `(n, K)` cut into
+    blocks `W[m]` of o taps, output block i (n samples) is `sum_m X[i + m] @ W[m]`.
     """
-    gcd = math.gcd(orig_rate, new_rate)
+    o, n, width, weights = _polyphase_kernel(orig_rate, new_rate)
+    wave = np.asarray(wave, dtype=np.float64)
+    frames, taps = wave.shape[0], weights.shape[0]
+    blocks = frames // o + 1                                    # torchaudio's conv1d outputs
+    padded = np.zeros((blocks + taps - 1) * o)
+    padded[width:width + frames] = wave
+    rows = padded.reshape(-1, o)                                # (blocks + taps - 1, o)
+    if n == 1:  # whole-number decimation (48 to 16 kHz): one pass, 2-3x faster than the loop
+        windows = np.lib.stride_tricks.sliding_window_view(rows, taps, axis=0)  # (blocks, o, taps)
+        out = np.einsum("bot,to->b", windows, weights[:, :, 0])
+    else:
+        out = rows[:blocks] @ weights[0]                        # (blocks, n)
+        for m in range(1, taps):
+            out += rows[m:m + blocks] @ weights[m]
     # The output length exactly as torchaudio computes it (a float32 ceil).
-    length = int(torch.ceil(torch.as_tensor(new_rate // gcd * wave.shape[0] / (orig_rate // gcd))))
-    bucket = max(1, round(RESAMPLE_BUCKET_S * orig_rate))
-    padded = nn.functional.pad(wave, (0, -wave.shape[0] % bucket))
-    return resampler(orig_rate, new_rate)(padded)[:length]
+    length = int(torch.ceil(torch.as_tensor(n * frames / o, dtype=torch.float32)))
+    return out.reshape(-1)[:length]
 
 
 @functools.lru_cache(maxsize=16)
-def resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
-    """torchaudio's windowed-sinc resampler (`functional.resample`'s defaults), its kernel
-    made once per pair of rates rather than once per file."""
-    return torchaudio.transforms.Resample(orig_rate, new_rate)
+def _polyphase_kernel(orig_rate: int, new_rate: int) -> tuple[int, int, int, np.ndarray]:
+    """(o, n, width, W): the rates over their gcd, torchaudio's padding, and its float64
+    sinc kernel as `(taps, o, n)` blocks (zero-padded to a whole number of o taps)."""
+    gcd = math.gcd(orig_rate, new_rate)
+    o, n = orig_rate // gcd, new_rate // gcd
+    kernel, width = torchaudio.functional.functional._get_sinc_resample_kernel(
+        orig_rate, new_rate, gcd, dtype=torch.float64)          # (n, 1, K)
+    kernel = kernel[:, 0].numpy()                               # (n, K)
+    taps = -(-kernel.shape[1] // o)
+    blocks = np.zeros((n, taps * o))
+    blocks[:, :kernel.shape[1]] = kernel
+    weights = np.ascontiguousarray(blocks.reshape(n, taps, o).transpose(1, 2, 0))
+    weights.flags.writeable = False
+    return o, n, width, weights
 
 
 def n_samples(params: FeatureParams) -> int:
@@ -159,6 +185,10 @@ class Extractor(nn.Module):
     Log-mel: power mel spectrogram (Hann window, centred reflect-padded frames, Slaney mel
     scale and area normalisation, as librosa's defaults), in dB, floored at `top_db` below
     each utterance's maximum. MFCC: the orthonormal DCT-II of that log-mel, first n_mfcc.
+
+    Computed in float64 (the filterbank, window and DCT too), every value rounded to a
+    multiple of DB_STEP dB: the float32 chain's bits depended on the CPU's kernels
+    (MKL's FFT and sgemm, ATen's float32 log/exp in the filterbank; issue 27).
     """
 
     def __init__(self, params: FeatureParams):
@@ -166,27 +196,54 @@ class Extractor(nn.Module):
         check_settings(params)
         self.kind = params.kind
         self.top_db = params.top_db
-        # power=None, then re^2 + im^2 below: the same numbers as MelSpectrogram's power=2,
-        # about twice as fast (complex abs() goes through hypot).
-        self.stft = torchaudio.transforms.Spectrogram(
-            n_fft=params.n_fft, win_length=params.win_length, hop_length=params.hop_length,
-            power=None, center=True, pad_mode="reflect")
-        self.mel = torchaudio.transforms.MelScale(
-            n_mels=params.n_mels, sample_rate=params.sample_rate, f_min=params.f_min,
-            f_max=params.f_max, n_stft=params.n_fft // 2 + 1, norm="slaney", mel_scale="slaney")
-        if params.kind == "mfcc":
-            dct = torchaudio.functional.create_dct(params.n_mfcc, params.n_mels, norm="ortho")
-            self.register_buffer("dct", dct)                      # (n_mels, n_mfcc)
+        with _default_dtype(torch.float64):  # torchaudio makes its tables in the default dtype
+            # power=None, then re^2 + im^2 below: the same numbers as MelSpectrogram's
+            # power=2, about twice as fast (complex abs() goes through hypot).
+            self.stft = torchaudio.transforms.Spectrogram(
+                n_fft=params.n_fft, win_length=params.win_length, hop_length=params.hop_length,
+                power=None, center=True, pad_mode="reflect")
+            self.mel = torchaudio.transforms.MelScale(
+                n_mels=params.n_mels, sample_rate=params.sample_rate, f_min=params.f_min,
+                f_max=params.f_max, n_stft=params.n_fft // 2 + 1, norm="slaney",
+                mel_scale="slaney")
+            if params.kind == "mfcc":
+                dct = torchaudio.functional.create_dct(params.n_mfcc, params.n_mels, norm="ortho")
+                self.register_buffer("dct", dct)                  # (n_mels, n_mfcc)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        waves = waves.to(torch.float64)
         spec = self.stft(waves)                                   # (B, n_fft // 2 + 1, T) complex
         power = self.mel(spec.real.square() + spec.imag.square())  # (B, n_mels, T)
         db = 10.0 * torch.log10(power.clamp(min=POWER_FLOOR))     # (B, n_mels, T)
         peak = db.amax(dim=(1, 2), keepdim=True)                  # (B, 1, 1): per utterance
         db = torch.maximum(db, peak - self.top_db)
         if self.kind == "mfcc":
-            return (db.transpose(1, 2) @ self.dct).transpose(1, 2)  # (B, n_mfcc, T)
-        return db
+            db = (db.transpose(1, 2) @ self.dct).transpose(1, 2)  # (B, n_mfcc, T)
+        # Rounded once, at the end: rounding the dB before the DCT made exact ties (the
+        # first coefficient is their sum / 8, a multiple of 1/8 step) that a last bit
+        # decided (MKL_CBWR=COMPATIBLE moved them).
+        return on_grid(db).to(torch.float32)                      # exact: values on the grid
+
+
+def on_grid(values: torch.Tensor) -> torch.Tensor:
+    """Round float64 dB values to the nearest multiple of DB_STEP (ties to even).
+
+    A value moves only if a CPU's last-bit difference carries it across a midpoint of the
+    grid: with differences of at most 2e-13 dB (measured) against a step of 1e-3 dB, at
+    most about 4 values in 1e10 (docs/REPRODUCIBILITY.md)."""
+    # + 0.0 turns -0.0 into 0.0: a value a last bit either side of zero (an MFCC of a frame
+    # at the floor everywhere) rounds to -0.0 or 0.0, which are other bytes.
+    return torch.round(values / DB_STEP) * DB_STEP + 0.0
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def check_settings(params: FeatureParams) -> None:
