@@ -3,7 +3,7 @@ test actors -> metrics/<model>-<subset>.json, plots/confusion/<model>-<subset>.j
 
 import argparse
 
-from speech_emotion import atomic, labels, params, store
+from speech_emotion import atomic, labels, machine, params, store
 from speech_emotion.evaluate import evaluate_cell
 from speech_emotion.paths import DATA_CSV, FEATURES, confusion_file, metrics_file, model_dir
 
@@ -15,7 +15,9 @@ def main() -> None:
     args = ap.parse_args()
     result = evaluate_cell(model_dir(args.model, args.subset), args.subset,
                            labels.read_table(DATA_CSV), store.read(FEATURES), params.load())
-    atomic.write_json(metrics_file(args.model, args.subset), result.metrics)
+    # what ran it (CPU, kernels, versions, pins): dvc exp show can then explain a difference
+    atomic.write_json(metrics_file(args.model, args.subset),
+                      {**result.metrics, "machine": machine.describe()})
     atomic.write_json(confusion_file(args.model, args.subset), result.confusion)
     m = result.metrics
     print(f"{args.model}-{args.subset}: UA {m['ua']:.4f} WA {m['wa']:.4f} "

@@ -7,7 +7,7 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 
 from dvclive import Live
 
-from speech_emotion import atomic, checkpoint, labels, stage, store, training
+from speech_emotion import atomic, checkpoint, labels, machine, stage, store, training
 from speech_emotion.device import is_main_process
 from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
 
@@ -43,7 +43,8 @@ def main() -> None:
         # seconds per epoch are printed, not written: a tracked output holds no clock time,
         # so the same params give the same dvc.lock
         atomic.write_json(logs / "summary.json", {"cell": name, "folds": [
-            {k: v for k, v in s.items() if k != "seconds_per_epoch"} for s in summaries]})
+            {k: v for k, v in s.items() if k != "seconds_per_epoch"} for s in summaries],
+            "machine": machine.describe()})   # the CPU and kernels that made these weights
     for s in summaries:
         chosen = (f"validation UA {s['validation']['ua']:.4f} (actors not in test)"
                   if s["validation"] else "last epoch kept, validation actors trained too")

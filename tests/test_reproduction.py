@@ -264,3 +264,19 @@ def test_the_dependency_check_catches_an_undeclared_param_and_module():
                          "src/speech_emotion/metrics.py"]}
     assert undeclared(lock, [trace]) == {"train@cnn-all": {
         "params": ["train.utterance_norm"], "deps": ["src/speech_emotion/metrics.py"]}}
+
+
+def test_a_param_that_train_reads_marks_every_train_cell_changed(runs):
+    """`train.utterance_norm` is read in training (the normalisation); once it was not
+    declared, and `dvc exp run -S train.utterance_norm=bins` kept the old models."""
+    project = runs["second"]
+    before = (project / "params.yaml").read_text()
+    write_params(project, {"train.utterance_norm": "bins"})
+    try:
+        status = json.loads(dvc(project, "status", "--json"))
+    finally:
+        (project / "params.yaml").write_text(before)
+    assert {name for name in status if name.startswith("train@")} == {
+        f"train@{cell}" for cell in CELLS}
+    assert all({"changed deps": {"params.yaml": {"train": "modified"}}} in status[f"train@{cell}"]
+               for cell in CELLS), status

@@ -119,6 +119,10 @@ def test_baseline_writes_metrics_confusion_and_results_table(project):
                 "by_intensity", "by_gender"):
         assert key in data
     assert data["n_folds"] == 1 and 0.0 <= data["ua"] <= 1.0
+    # what ran it, with the train stage's summary too (issue 27): CPU, kernels, pins
+    summary = json.loads((root / f"logs/train/{CELL}/summary.json").read_text())
+    for record in (data["machine"], summary["machine"]):
+        assert record["torch_cpu_capability"] and record["torch"] and "pins" in record
     records = json.loads((root / CONFUSION).read_text())
     assert records and set(records[0]) == {"actual", "predicted"}
     assert len(records) == data["n_utterances"]

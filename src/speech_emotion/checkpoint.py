@@ -29,9 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import models
 from .atomic import atomic_path
-from .models.ensemble import SeedEnsemble
 
 KEYS = ("state_dict", "model", "config", "labels", "normalisation", "feature_params", "fold",
         "subset", "best_epoch")
@@ -81,6 +79,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
 
     Score features with `speech_emotion.inference.predict_proba(model, checkpoint, features)`.
     """
+    from . import models  # here, so that saving (the VAEs) needs no classifier code
+    from .models.ensemble import SeedEnsemble
+
     checkpoint = load(path)
     n_bins = int(checkpoint["normalisation"]["mean"].shape[0])
     weights = checkpoint["state_dict"]

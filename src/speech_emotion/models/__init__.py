@@ -7,28 +7,35 @@ of the same name (`speech_emotion.params.MODEL_CONFIGS`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from ..params import MODEL_CONFIGS, convert
-from .cnn import CNN
-from .cnn_transformer import CNNTransformer
 
-# name -> (module class, config dataclass); the name is also the params.yaml section.
-MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "cnn": (CNN, MODEL_CONFIGS["cnn"]),
-    "cnn_transformer": (CNNTransformer, MODEL_CONFIGS["cnn_transformer"]),
+# name -> (module of this package, nn.Module class); the name is also the params.yaml
+# section (its config: params.MODEL_CONFIGS). A model's module is imported when the model
+# is built, so a stage that trains or scores one model runs (and declares in dvc.yaml)
+# that model's code only.
+MODELS: dict[str, tuple[str, str]] = {
+    "cnn": ("cnn", "CNN"),
+    "cnn_transformer": ("cnn_transformer", "CNNTransformer"),
 }
 assert set(MODELS) == set(MODEL_CONFIGS), "every model needs a config in params.MODEL_CONFIGS"
+
+
+def model_class(name: str) -> type[nn.Module]:
+    module, cls = MODELS[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
 def config_from(name: str, config: Any) -> Any:
     """The model's config dataclass from a dataclass or a plain dict (e.g. a checkpoint's)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    cls = MODELS[name][1]
+    cls = MODEL_CONFIGS[name]
     if isinstance(config, cls):
         return config
     if isinstance(config, Mapping):
@@ -39,7 +46,7 @@ def config_from(name: str, config: Any) -> Any:
 def build(name: str, config: Any, n_features: int, n_classes: int) -> nn.Module:
     """A freshly initialised model `name` (weights from torch's current RNG state)."""
     config = config_from(name, config)
-    return MODELS[name][0](config, n_features, n_classes)
+    return model_class(name)(config, n_features, n_classes)
 
 
 def count_parameters(model: nn.Module) -> int:
