@@ -81,3 +81,18 @@ def test_twins_as_in_the_real_corpus(tmp_path):
 def test_actor_count_is_checked(tmp_path):
     with pytest.raises(ValueError, match="1-24"):
         synthetic.generate(tmp_path, actors=25, seed=0, progress=False)
+
+
+def test_a_list_of_actors_makes_those_actors_the_same_files_as_a_count(tmp_path):
+    """`data.synthetic.actors: [1, 3]` makes actors 01 and 03, each file byte for byte what
+    a count that includes them makes (every file depends only on seed, actor and codes)."""
+    listed = synthetic.generate(tmp_path / "listed", actors=[1, 3], seed=0, progress=False,
+                                workers=1)
+    counted = synthetic.generate(tmp_path / "counted", actors=3, seed=0, progress=False,
+                                 workers=1)
+    assert sorted({p.parent.name for p in listed}) == ["Actor_01", "Actor_03"]
+    by_name = {p.relative_to(tmp_path / "counted"): p for p in counted}
+    for path in listed:
+        assert path.read_bytes() == by_name[path.relative_to(tmp_path / "listed")].read_bytes()
+    with pytest.raises(ValueError, match="list of actors 1-24"):
+        synthetic.generate(tmp_path / "bad", actors=[0, 25], seed=0, progress=False)

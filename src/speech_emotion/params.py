@@ -78,7 +78,7 @@ class ZenodoParams(Section):
 
 @dataclass(frozen=True)
 class SyntheticParams(Section):
-    actors: int
+    actors: int | list[int]      # a count n (actors 1..n) or the actor numbers to make
     seed: int
 
 

@@ -26,6 +26,7 @@ subset of the full one.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,19 +345,22 @@ def _write(job: tuple[Path, Utterance, int, bool]) -> Path:
     return path
 
 
-def generate(out_dir: Path, actors: int, seed: int, progress: bool = True,
+def generate(out_dir: Path, actors: int | Sequence[int], seed: int, progress: bool = True,
              workers: int | None = None) -> list[Path]:
-    """Write `out_dir/Actor_NN/03-01-EE-II-SS-RR-NN.wav` for actors 1..`actors`, 60 each.
+    """Write `out_dir/Actor_NN/03-01-EE-II-SS-RR-NN.wav`, 60 files for each actor:
+    `actors` is a count n (actors 1..n) or a list of actor numbers (1-24).
 
     Returns the paths written, sorted. `workers` processes synthesise in parallel
-    (default: up to 2); the bytes do not depend on it.
+    (default: up to 2); the bytes do not depend on it, nor on which other actors are made.
     """
-    if not 1 <= actors <= len(ACTORS):
-        raise ValueError(f"data.synthetic.actors must be 1-{len(ACTORS)}, got {actors}")
+    chosen = set(range(1, actors + 1) if isinstance(actors, int) else actors)
+    if not chosen or not chosen <= set(ACTORS) or (isinstance(actors, int) and actors < 1):
+        raise ValueError(f"data.synthetic.actors must be a count 1-{len(ACTORS)} or a list of "
+                         f"actors 1-{len(ACTORS)}, got {actors}")
     out_dir = Path(out_dir)
     stereo = stereo_utterances(seed)
-    twins = {twin: original for actor, original, twin in TWINS if actor <= actors}
-    utterances = [u for u in full_corpus() if u.actor <= actors and u.stem not in twins]
+    twins = {twin: original for actor, original, twin in TWINS if actor in chosen}
+    utterances = [u for u in full_corpus() if u.actor in chosen and u.stem not in twins]
     jobs = [(out_dir / actor_dir(u.actor) / f"{u.stem}.wav", u, seed, u.stem in stereo)
             for u in utterances]
     workers = workers or min(2, os.cpu_count() or 1)
