@@ -14,6 +14,8 @@ Every dataclass loaded from `params.yaml` records the dotted key of each field t
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -22,13 +24,59 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from .ravdess import SUBSETS
+from .ravdess import ACTORS, SUBSETS
 
 DEFAULT_PATH = Path("params.yaml")
 
 
 class ParamsError(ValueError):
     """params.yaml is malformed; the message names the key and the file."""
+
+
+class FieldError(ParamsError):
+    """A value out of its allowed range, raised by a section's `__post_init__`: `field` is
+    relative to the section; `convert` adds the section's key and the file, so the error
+    reads `params.yaml: train.epochs = 0, must be >= 1`."""
+
+    def __init__(self, field: str, value: Any, rule: str):
+        self.field, self.value, self.rule = field, value, rule
+        super().__init__(f"{field} = {value!r}, {rule}")
+
+
+# ---------------------------------------------------------------- range checks
+# Used by the sections' __post_init__ (before a section is tagged, so these reads are not
+# recorded as a stage's reads). Each raises FieldError naming the field, its value and
+# what is allowed.
+def _at_least(section: Any, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < minimum:
+            raise FieldError(name, value, f"must be >= {minimum}")
+
+
+def _positive(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not value > 0:
+            raise FieldError(name, value, "must be > 0")
+
+
+def _probability(section: Any, *names: str, below_one: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not (0 <= value < 1 if below_one else 0 <= value <= 1):
+            raise FieldError(name, value, "must be in [0, 1)" if below_one else
+                             "must be in [0, 1]")
+
+
+def _sizes(section: Any, name: str, odd: bool = False) -> None:
+    """A non-empty list of positive ints (odd ones: kernel sizes)."""
+    values = getattr(section, name)
+    if not values or any(v < 1 for v in values):
+        raise FieldError(name, values, "must be a non-empty list of positive integers")
+    if odd and any(v % 2 == 0 for v in values):
+        raise FieldError(name, values, "kernel sizes must be odd (the padding keeps the "
+                         "size only for odd kernels)")
 
 
 _READS: set[str] = set()
@@ -74,11 +122,22 @@ class ZenodoParams(Section):
     retries: int
     timeout_s: float
 
+    def __post_init__(self):
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", self.md5):
+            raise FieldError("md5", self.md5, "must be 32 hexadecimal digits")
+        _at_least(self, 1, "retries")
+        _positive(self, "timeout_s")
+
 
 @dataclass(frozen=True)
 class SyntheticParams(Section):
     actors: int
     seed: int
+
+    def __post_init__(self):
+        if not 1 <= self.actors <= len(ACTORS):
+            raise FieldError("actors", self.actors, f"must be in 1-{len(ACTORS)}")
+        _at_least(self, 0, "seed")           # numpy's SeedSequence takes no negative seed
 
 
 @dataclass(frozen=True)
@@ -87,6 +146,11 @@ class DataParams(Section):
     local_path: str | None
     zenodo: ZenodoParams
     synthetic: SyntheticParams
+
+    def __post_init__(self):
+        if self.local_path is not None and not self.local_path.strip():
+            raise FieldError("local_path", self.local_path, "must name a folder or archive "
+                             "(null when unused); '' would be the project itself")
 
 
 # ---------------------------------------------------------------- features
@@ -108,6 +172,25 @@ class FeatureParams(Section):
     top_db: float
     batch_size: int
 
+    def __post_init__(self):                 # features.check_settings says the same at use
+        _at_least(self, 1, "sample_rate", "n_fft", "hop_length", "n_mels", "batch_size")
+        _positive(self, "duration_s", "trim_db", "top_db")
+        _at_least(self, 0, "offset_s", "f_min")
+        if not 1 <= self.win_length <= self.n_fft:
+            raise FieldError("win_length", self.win_length,
+                             f"must be in 1..n_fft (n_fft = {self.n_fft})")
+        nyquist = self.sample_rate / 2
+        if not self.f_min < self.f_max <= nyquist:
+            raise FieldError("f_max", self.f_max, f"must be above f_min ({self.f_min}) and "
+                             f"at most sample_rate / 2 ({nyquist:g})")
+        clip = round(self.duration_s * self.sample_rate)
+        if clip <= self.n_fft:
+            raise FieldError("duration_s", self.duration_s, f"gives {clip} samples; a clip must "
+                             f"be longer than n_fft ({self.n_fft})")
+        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+            raise FieldError("n_mfcc", self.n_mfcc,
+                             f"must be in 1..n_mels (n_mels = {self.n_mels}) with kind: mfcc")
+
 
 # ---------------------------------------------------------------- speaker-independent folds
 @dataclass(frozen=True)
@@ -116,6 +199,20 @@ class SplitParams(Section):
     folds: list[int]
     validation_actors: int
     seed: int
+
+    def __post_init__(self):
+        from .folds import protocol_folds      # the one home of the fold lists (no torch)
+
+        table = protocol_folds(self.protocol)
+        bad = [f for f in self.folds if f not in table]
+        if not self.folds or bad or len(set(self.folds)) < len(self.folds):
+            raise FieldError("folds", self.folds, f"must be distinct folds of protocol "
+                             f"{self.protocol} ({min(table)}-{max(table)}), at least one")
+        most = len(ACTORS) - max(len(table[f]) for f in self.folds) - 1
+        if not 2 <= self.validation_actors <= most:
+            raise FieldError("validation_actors", self.validation_actors,
+                             f"must be in 2-{most} (one male and one female at least, and "
+                             "training actors left)")
 
 
 # ---------------------------------------------------------------- descriptive analysis
@@ -127,6 +224,16 @@ class DescribeParams(Section):
     pitch_max_hz: float
     yin_threshold: float         # YIN dip threshold: lower = stricter voicing
     dpi: int                     # figure resolution (sizes in describe.FIGURES)
+
+    def __post_init__(self):
+        if self.example_actor not in ACTORS:
+            raise FieldError("example_actor", self.example_actor, f"must be in 1-{len(ACTORS)}")
+        _positive(self, "pitch_min_hz", "yin_threshold")
+        if not self.pitch_max_hz > self.pitch_min_hz:
+            raise FieldError("pitch_max_hz", self.pitch_max_hz,
+                             f"must be above pitch_min_hz ({self.pitch_min_hz})")
+        _probability(self, "yin_threshold")
+        _at_least(self, 1, "dpi")
 
 
 # ---------------------------------------------------------------- the dvc.yaml matrices
@@ -147,7 +254,7 @@ class CellsParams(Section):
                                    ("variant_subsets", self.variant_subsets, SUBSETS)):
             unknown = [v for v in values if v not in known]
             if unknown:
-                raise ParamsError(f"cells.{key}: unknown {unknown}; known: {list(known)}")
+                raise FieldError(key, values, f"unknown {unknown}; known: {list(known)}")
 
 
 # ---------------------------------------------------------------- the classifiers' sections
@@ -161,6 +268,14 @@ class CNNConfig(Section):
     dropout: float           # after each block
     classifier_dropout: float
     deltas: int              # 0, 1 (delta) or 2 (delta + delta-delta) extra input channels
+
+    def __post_init__(self):
+        _sizes(self, "channels")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise FieldError("kernel_size", self.kernel_size, "must be a positive odd integer")
+        _at_least(self, 1, "pool")
+        _probability(self, "dropout", "classifier_dropout")
+        _deltas(self)
 
 
 @dataclass(frozen=True)
@@ -183,6 +298,23 @@ class CNNTransformerConfig(Section):
     transformer_lr_scale: float  # training: the Transformer branch's share of train.optim.lr
     deltas: int               # 0, 1 or 2 extra input channels (time derivatives)
 
+    def __post_init__(self):
+        _sizes(self, "channels")
+        _sizes(self, "kernel_sizes", odd=True)
+        _at_least(self, 1, "pool", "time_pool", "d_model", "n_heads", "dim_feedforward")
+        _at_least(self, 0, "n_layers", "transformer_lr_scale")
+        if self.d_model % self.n_heads:
+            raise FieldError("d_model", self.d_model,
+                             f"must be a multiple of n_heads ({self.n_heads})")
+        _probability(self, "conv_dropout", "transformer_dropout", "classifier_dropout")
+        _probability(self, "branch_dropout", below_one=True)
+        _deltas(self)
+
+
+def _deltas(config: Any) -> None:
+    if config.deltas not in (0, 1, 2):
+        raise FieldError("deltas", config.deltas, "must be 0, 1 or 2")
+
 
 # model name -> its config; the name is also its params.yaml section and its module in
 # speech_emotion.models (which maps the same names to the nn.Module classes)
@@ -199,6 +331,9 @@ class SpecAugmentParams(Section):
     time_mask: int               # widest time mask, in frames (torchaudio TimeMasking)
     masks: int                   # masks of each kind per utterance
 
+    def __post_init__(self):
+        _at_least(self, 0, "freq_mask", "time_mask", "masks")
+
 
 @dataclass(frozen=True)
 class NoiseParams(Section):
@@ -207,11 +342,20 @@ class NoiseParams(Section):
     snr_db_min: float            # SNR drawn uniformly from [snr_db_min, snr_db_max]
     snr_db_max: float
 
+    def __post_init__(self):
+        _probability(self, "p")
+        if self.snr_db_max < self.snr_db_min:
+            raise FieldError("snr_db_max", self.snr_db_max,
+                             f"must be >= snr_db_min ({self.snr_db_min})")
+
 
 @dataclass(frozen=True)
 class TimeShiftParams(Section):
     enabled: bool
     max_frames: int              # circular shift by up to this many frames either way
+
+    def __post_init__(self):
+        _at_least(self, 0, "max_frames")
 
 
 @dataclass(frozen=True)
@@ -223,8 +367,8 @@ class WarpParams(Section):
     def __post_init__(self):
         for key in ("freq", "time"):
             if not 0 <= getattr(self, key) < 1:
-                raise ParamsError(f"train.augment.warp.{key} must be in [0, 1) (a stretch "
-                                  f"factor 1 +/- it must stay positive), got {getattr(self, key)}")
+                raise FieldError(key, getattr(self, key), "must be in [0, 1) (a stretch "
+                                 "factor 1 +/- it must stay positive)")
 
 
 @dataclass(frozen=True)
@@ -234,6 +378,9 @@ class AugmentParams(Section):
     time_shift: TimeShiftParams
     warp: WarpParams
     mixup_alpha: float           # Beta(alpha, alpha) mixup of batches; 0 = off
+
+    def __post_init__(self):
+        _at_least(self, 0, "mixup_alpha")
 
 
 @dataclass(frozen=True)
@@ -245,6 +392,10 @@ class OptimParams(Section):
     schedule: Literal["constant", "cosine"]  # after a linear warm-up
     warmup_epochs: int
     grad_clip: float             # max gradient norm; 0 = off
+
+    def __post_init__(self):
+        _positive(self, "lr")
+        _at_least(self, 0, "weight_decay", "momentum", "warmup_epochs", "grad_clip")
 
 
 @dataclass(frozen=True)
@@ -271,14 +422,19 @@ class TrainParams(Section):
     augment: AugmentParams
 
     def __post_init__(self):
-        if self.ensemble < 1:
-            raise ParamsError(f"train.ensemble must be at least 1, got {self.ensemble}")
+        _at_least(self, 1, "ensemble", "epochs", "batch_size", "patience")
+        _at_least(self, 0, "threads")
+        _probability(self, "label_smoothing")
 
 
 # ---------------------------------------------------------------- representation learning
 @dataclass(frozen=True)
 class LogmelStatsParams(Section):
     statistics: list[Literal["mean", "std"]]  # per-bin statistics over frames (the baseline)
+
+    def __post_init__(self):
+        if not self.statistics:
+            raise FieldError("statistics", self.statistics, "must name at least one statistic")
 
 
 @dataclass(frozen=True)
@@ -288,6 +444,12 @@ class BetaVAEParams(Section):
     channels: list[int]          # conv channels; each conv halves mel bins and frames
     latent_dim: int
     beta: float                  # weight of the KL term
+
+    def __post_init__(self):
+        _at_least(self, 1, "epochs", "latent_dim")
+        _positive(self, "lr")
+        _sizes(self, "channels")
+        _at_least(self, 0, "beta")
 
 
 @dataclass(frozen=True)
@@ -301,6 +463,11 @@ class FHVAEParams(Section):
     mu2_prior_std: float         # p(mu2) = N(0, mu2_prior_std^2)
     alpha: float                 # weight of the discriminative term log p(utterance | z2)
     supervised_weight: float     # emotion head on z2: 0 for fhvae, > 0 for ss_fhvae
+
+    def __post_init__(self):
+        _at_least(self, 1, "epochs", "hidden", "z1_dim", "z2_dim")
+        _positive(self, "lr", "z2_prior_std", "mu2_prior_std")
+        _at_least(self, 0, "alpha", "supervised_weight")
 
 
 @dataclass(frozen=True)
@@ -316,6 +483,16 @@ class RepresentParams(Section):
     fhvae: FHVAEParams
     ss_fhvae: FHVAEParams
 
+    def __post_init__(self):
+        _at_least(self, 1, "segment_frames", "batch_size")
+        _at_least(self, 0, "threads")
+        if self.fhvae.supervised_weight != 0:
+            raise FieldError("fhvae.supervised_weight", self.fhvae.supervised_weight,
+                             "must be 0 (fhvae is the unsupervised model; ss_fhvae has the head)")
+        if not self.ss_fhvae.supervised_weight > 0:
+            raise FieldError("ss_fhvae.supervised_weight", self.ss_fhvae.supervised_weight,
+                             "must be > 0 (the emotion head is what makes it ss_fhvae)")
+
 
 @dataclass(frozen=True)
 class ProbeParams(Section):
@@ -326,6 +503,11 @@ class ProbeParams(Section):
     tsne_perplexity: float       # the t-SNE picture
     seed: int                    # t-SNE
 
+    def __post_init__(self):
+        _positive(self, "C", "tsne_perplexity")
+        _at_least(self, 1, "max_iter")
+        _at_least(self, 0, "seed")           # scikit-learn's random_state: 0 .. 2**32 - 1
+
 
 @dataclass(frozen=True)
 class EvaluateParams(Section):
@@ -333,8 +515,8 @@ class EvaluateParams(Section):
 
     def __post_init__(self):
         if not self.shifts:
-            raise ParamsError("evaluate.shifts: give at least one shift ([0]: no test-time "
-                              "augmentation)")
+            raise FieldError("shifts", self.shifts, "give at least one shift ([0]: no "
+                             "test-time augmentation)")
 
 
 SECTIONS: dict[str, type] = {
@@ -378,8 +560,40 @@ def from_dict(raw: Mapping[str, Any], source: str = "params") -> "Params":
         if name not in raw:
             raise ParamsError(f"{source}: missing section '{name}'")
         sections[name] = convert(raw[name], cls, name, source)
-        _tag(sections[name], name)
+    try:
+        _check_across(sections)                 # before tagging: these reads are no stage's
+    except FieldError as err:
+        raise ParamsError(f"{source}: {err}") from None
+    for name, section in sections.items():
+        _tag(section, name)
     return Params(sections)
+
+
+def _check_across(s: dict[str, Any]) -> None:
+    """Rules between sections, each stated where the code that needs it runs too; raises
+    FieldError with the full dotted key. A rule about a cell only applies when the cell runs."""
+    feats = s["features"]
+    frames = 1 + round(feats.duration_s * feats.sample_rate) // feats.hop_length  # features.n_frames
+    bins = feats.n_mels if feats.kind == "logmel" else feats.n_mfcc               # features.n_bins
+    shifts = s["evaluate"].shifts
+    if any(abs(shift) >= frames for shift in shifts):   # training.check_shifts
+        raise FieldError("evaluate.shifts", shifts, f"every shift must be shorter than the "
+                         f"clip's {frames} frames (features.duration_s / hop_length)")
+    segment = s["represent"].segment_frames
+    if set(s["cells"].variants) - {"logmel_stats"} and segment > frames:  # representation.segment
+        raise FieldError("represent.segment_frames", segment, f"must be at most the clip's "
+                         f"{frames} frames (features.duration_s / hop_length)")
+    if "beta_vae" in s["cells"].variants:                # models/vae.py: each conv halves both
+        factor = 2 ** len(s["represent"].beta_vae.channels)
+        if bins % factor or segment % factor:
+            raise FieldError("represent.beta_vae.channels", s["represent"].beta_vae.channels,
+                             f"{len(s['represent'].beta_vae.channels)} halvings need the "
+                             f"feature bins ({bins}) and represent.segment_frames ({segment}) "
+                             f"to be multiples of {factor}")
+    noise = s["train"].augment.noise
+    if noise.enabled and feats.kind != "logmel":         # training.check_augment
+        raise FieldError("train.augment.noise.enabled", True,
+                         "needs features.kind = logmel (noise is mixed in at a dB level)")
 
 
 class Params:
@@ -425,7 +639,11 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
         missing = [f for f in fields if f not in value]
         if missing:
             raise ParamsError(f"{source}: missing key(s) {', '.join(f'{key}.{m}' for m in missing)}")
-        return hint(**{f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields})
+        converted = {f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields}
+        try:
+            return hint(**converted)
+        except FieldError as err:          # a range check of the section: add where it is
+            raise ParamsError(f"{source}: {key}.{err}") from None
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in args:
@@ -453,6 +671,8 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{source}: '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{source}: '{key}' must be a finite number, got {value!r}")
         return float(value)
     if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
