@@ -193,3 +193,12 @@ def test_range_checks_are_not_recorded_as_reads(tmp_path, raw):
     params._READS.clear()
     params.load(_write(tmp_path, raw))
     assert params.reads() == []
+
+
+def test_protocol_shapes_match_the_fold_lists():
+    from speech_emotion.folds import protocol_folds
+
+    for protocol, (count, test_actors) in params.PROTOCOLS.items():
+        table = protocol_folds(protocol)
+        assert sorted(table) == list(range(1, count + 1))
+        assert {len(actors) for actors in table.values()} == {test_actors}

@@ -193,6 +193,11 @@ class FeatureParams(Section):
 
 
 # ---------------------------------------------------------------- speaker-independent folds
+# protocol -> (folds 1..n, test actors a fold): the shape of folds.protocol_folds, stated
+# here so that loading params imports no pandas (tests/test_params.py holds them equal)
+PROTOCOLS = {"emobox": (6, 4), "loso": (24, 1)}
+
+
 @dataclass(frozen=True)
 class SplitParams(Section):
     protocol: Literal["emobox", "loso"]
@@ -201,14 +206,12 @@ class SplitParams(Section):
     seed: int
 
     def __post_init__(self):
-        from .folds import protocol_folds      # the one home of the fold lists (no torch)
-
-        table = protocol_folds(self.protocol)
-        bad = [f for f in self.folds if f not in table]
+        count, test_actors = PROTOCOLS[self.protocol]
+        bad = [f for f in self.folds if not 1 <= f <= count]
         if not self.folds or bad or len(set(self.folds)) < len(self.folds):
             raise FieldError("folds", self.folds, f"must be distinct folds of protocol "
-                             f"{self.protocol} ({min(table)}-{max(table)}), at least one")
-        most = len(ACTORS) - max(len(table[f]) for f in self.folds) - 1
+                             f"{self.protocol} (1-{count}), at least one")
+        most = len(ACTORS) - test_actors - 1
         if not 2 <= self.validation_actors <= most:
             raise FieldError("validation_actors", self.validation_actors,
                              f"must be in 2-{most} (one male and one female at least, and "
