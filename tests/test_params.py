@@ -202,3 +202,19 @@ def test_protocol_shapes_match_the_fold_lists():
         table = protocol_folds(protocol)
         assert sorted(table) == list(range(1, count + 1))
         assert {len(actors) for actors in table.values()} == {test_actors}
+
+
+def test_check_command_names_a_misspelled_key(tmp_path, raw, capsys):
+    """`speech-emotion check`: what to run before `dvc repro`, since DVC meets a misspelled
+    key before any stage does (docs/RELIABILITY.md)."""
+    from speech_emotion import cli
+
+    path = _write(tmp_path, raw)
+    assert cli.main(["check", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok\n"
+    raw["train"]["epoch"] = raw["train"].pop("epochs")
+    path = _write(tmp_path, raw)
+    assert cli.main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {path}: unknown key(s) train.epoch\n") or (
+        "unknown key(s) train.epoch" in err and err.count("\n") == 1), err

@@ -688,3 +688,25 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
 
 def _name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check(argv: list[str] | None = None) -> int:
+    """`speech-emotion check [params.yaml]`: validate the file as every stage does (types,
+    unknown and missing keys, ranges); one line and exit 1 on the first problem. Run it
+    before `dvc repro`/`dvc exp run`: DVC itself meets a misspelled key first and removes
+    the outputs of the stages that declare it (docs/RELIABILITY.md)."""
+    import sys
+
+    paths = (argv if argv is not None else sys.argv[1:]) or [str(DEFAULT_PATH)]
+    for path in paths:
+        try:
+            load(path)
+        except ParamsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"{path}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(check())
