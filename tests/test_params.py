@@ -108,15 +108,15 @@ RANGES = [
     ("split.folds", [25], "split.folds = [25], must be distinct folds of protocol emobox (1-6)"),
     ("split.validation_actors", 1, "split.validation_actors = 1, must be in 2-19"),
     ("split.validation_actors", 20, "split.validation_actors = 20, must be in 2-19"),
-    ("features.f_max", 8001.0, "features.f_max = 8001.0, must be above f_min (20.0) and at "
-                               "most sample_rate / 2 (8000)"),
+    ("features.f_max", 8001.0, ("features.f_max = 8001.0, must be above f_min (20.0) and at "
+                               "most sample_rate / 2 (8000)")),
     ("features.f_min", 8000.0, "features.f_max = 8000.0, must be above f_min (8000.0)"),
     ("features.win_length", 513, "features.win_length = 513, must be in 1..n_fft (n_fft = 512)"),
     ("features.hop_length", 0, "features.hop_length = 0, must be >= 1"),
     ("features.n_fft", 0, "features.n_fft = 0, must be >= 1"),
     ("features.sample_rate", -16000, "features.sample_rate = -16000, must be >= 1"),
-    ("features.duration_s", 0.01, "features.duration_s = 0.01, gives 160 samples; a clip must "
-                                  "be longer than n_fft (512)"),
+    ("features.duration_s", 0.01, ("features.duration_s = 0.01, gives 160 samples; a clip must "
+                                  "be longer than n_fft (512)")),
     ("features.batch_size", 0, "features.batch_size = 0, must be >= 1"),
     ("features.top_db", 0, "features.top_db = 0.0, must be > 0"),
     ("cnn.channels", [], "cnn.channels = [], must be a non-empty list of positive integers"),
@@ -124,12 +124,12 @@ RANGES = [
     ("cnn.kernel_size", 4, "cnn.kernel_size = 4, must be a positive odd integer"),
     ("cnn.dropout", 1.5, "cnn.dropout = 1.5, must be in [0, 1]"),
     ("cnn.deltas", 3, "cnn.deltas = 3, must be 0, 1 or 2"),
-    ("cnn_transformer.n_heads", 3, "cnn_transformer.d_model = 64, must be a multiple of "
-                                   "n_heads (3)"),
-    ("cnn_transformer.kernel_sizes", [3, 4], "cnn_transformer.kernel_sizes = [3, 4], kernel "
-                                             "sizes must be odd"),
-    ("cnn_transformer.branch_dropout", 1.0, "cnn_transformer.branch_dropout = 1.0, must be "
-                                            "in [0, 1)"),
+    ("cnn_transformer.n_heads", 3, ("cnn_transformer.d_model = 64, must be a multiple of "
+                                   "n_heads (3)")),
+    ("cnn_transformer.kernel_sizes", [3, 4], ("cnn_transformer.kernel_sizes = [3, 4], kernel "
+                                             "sizes must be odd")),
+    ("cnn_transformer.branch_dropout", 1.0, ("cnn_transformer.branch_dropout = 1.0, must be "
+                                            "in [0, 1)")),
     # more of the same kinds, not in the issue
     ("train.optim.lr", -0.001, "train.optim.lr = -0.001, must be > 0"),
     ("train.optim.lr", float("nan"), "'train.optim.lr' must be a finite number, got nan"),
@@ -138,8 +138,8 @@ RANGES = [
     ("train.label_smoothing", 1.1, "train.label_smoothing = 1.1, must be in [0, 1]"),
     ("train.threads", -1, "train.threads = -1, must be >= 0"),
     ("train.augment.noise.p", 2.0, "train.augment.noise.p = 2.0, must be in [0, 1]"),
-    ("train.augment.noise.snr_db_max", 5.0, "train.augment.noise.snr_db_max = 5.0, must be "
-                                            ">= snr_db_min (10.0)"),
+    ("train.augment.noise.snr_db_max", 5.0, ("train.augment.noise.snr_db_max = 5.0, must be "
+                                            ">= snr_db_min (10.0)")),
     ("train.augment.mixup_alpha", -0.2, "train.augment.mixup_alpha = -0.2, must be >= 0"),
     ("cells.models", ["cnn", "svm"], "cells.models = ['cnn', 'svm'], unknown ['svm']"),
     ("data.local_path", "", "data.local_path = '', must name a folder or archive"),
@@ -149,17 +149,17 @@ RANGES = [
     ("describe.pitch_max_hz", 50.0, "describe.pitch_max_hz = 50.0, must be above pitch_min_hz"),
     ("describe.example_actor", 0, "describe.example_actor = 0, must be in 1-24"),
     ("represent.beta_vae.epochs", 0, "represent.beta_vae.epochs = 0, must be >= 1"),
-    ("represent.fhvae.supervised_weight", 1.0, "represent.fhvae.supervised_weight = 1.0, must "
-                                               "be 0"),
-    ("represent.ss_fhvae.supervised_weight", 0.0, "represent.ss_fhvae.supervised_weight = 0.0, "
-                                                  "must be > 0"),
-    ("represent.segment_frames", 200, "represent.segment_frames = 200, must be at most the "
-                                      "clip's 151 frames"),
-    ("represent.beta_vae.channels", [16, 32, 32, 32], "represent.beta_vae.channels = "
-                                                      "[16, 32, 32, 32], 4 halvings need"),
+    ("represent.fhvae.supervised_weight", 1.0, ("represent.fhvae.supervised_weight = 1.0, must "
+                                               "be 0")),
+    ("represent.ss_fhvae.supervised_weight", 0.0, ("represent.ss_fhvae.supervised_weight = 0.0, "
+                                                  "must be > 0")),
+    ("represent.segment_frames", 200, ("represent.segment_frames = 200, must be at most the "
+                                      "clip's 151 frames")),
+    ("represent.beta_vae.channels", [16, 32, 32, 32], ("represent.beta_vae.channels = "
+                                                      "[16, 32, 32, 32], 4 halvings need")),
     ("probe.C", 0.0, "probe.C = 0.0, must be > 0"),
-    ("evaluate.shifts", [0, 151], "evaluate.shifts = [0, 151], every shift must be shorter "
-                                  "than the clip's 151 frames"),
+    ("evaluate.shifts", [0, 151], ("evaluate.shifts = [0, 151], every shift must be shorter "
+                                  "than the clip's 151 frames")),
 ]
 
 

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from speech_emotion.sources import SourceError, archive, local
 
+
 def _pick(table, n=4):
     """A few files of the fixture: mono ones of two actors plus one stereo file."""
     mono = table[table["channels"] == 1]["path"].tolist()
@@ -236,8 +237,12 @@ def test_an_mp3_among_the_wavs_is_named_as_an_unsupported_format(synthetic_corpu
 
 
 def test_an_empty_local_path_is_refused(tmp_path, monkeypatch):
-    from speech_emotion import sources
-    from speech_emotion.params import DataParams, FieldError, SyntheticParams, ZenodoParams
+    from speech_emotion.params import (
+        DataParams,
+        FieldError,
+        SyntheticParams,
+        ZenodoParams,
+    )
 
     zenodo = ZenodoParams(url="http://x", md5="0" * 32, retries=1, timeout_s=1.0)
     synthetic = SyntheticParams(actors=1, seed=0)

@@ -17,8 +17,9 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import PurePosixPath
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 HEADLINE = (("ua", "ua"), ("wa", "wa"), ("macro_f1", "f1"))
 
@@ -102,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="read `dvc exp show --json` output from this file ('-': stdin)")
     args, rest = ap.parse_known_args(argv)
     if args.source is not None:
-        text = sys.stdin.read() if args.source == "-" else open(args.source, encoding="utf-8").read()
+        text = (sys.stdin.read() if args.source == "-"
+                else Path(args.source).read_text(encoding="utf-8"))
     else:
         done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", *rest],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"error: dvc exp show failed: {done.stderr.strip()}", file=sys.stderr)
             return 2

@@ -330,8 +330,8 @@ def expand(args: Sequence[str | Path]) -> tuple[list[str | Path], list[tuple[Pat
         found = sorted(p for p in folder.rglob("*")
                        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if not found:
-            empty.append((folder, f"{folder}: a directory with no audio files "
-                                  f"({', '.join(AUDIO_SUFFIXES)})"))
+            message = f"{folder}: a directory with no audio files ({', '.join(AUDIO_SUFFIXES)})"
+            empty.append((folder, message))
         files.extend(found)
     return files, empty
 

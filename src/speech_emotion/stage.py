@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import params as params_module
 from .params import Params
@@ -54,7 +54,7 @@ def run(main: Callable[[], object], name: str | None = None) -> None:
     name = name or Path(sys.argv[0]).stem
     try:
         main()
-    except Exception as err:  # noqa: BLE001 - re-raised unless it is one of ours
+    except Exception as err:                 # re-raised unless it is one of ours
         if not is_user_error(err):
             raise
         message = str(err)
