@@ -123,6 +123,7 @@ def test_labels_stage_stops_without_writing_data_csv(kind, synthetic_corpus, tmp
     make, suffix, problem = BROKEN[kind]
     raw = copy_raw(synthetic_corpus, tmp_path / "data" / "raw" / "ravdess")
     make(raw / SOURCES[2], raw / f"{BAD_NAME}{suffix}")
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")  # every stage checks it
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
@@ -222,6 +223,7 @@ def test_an_absent_actor_runs_and_is_named(synthetic_corpus, synthetic_table, tm
     for name in kept["path"]:
         (raw / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(synthetic_corpus / name, raw / name)
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")  # every stage checks it
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
     out = capsys.readouterr().out
