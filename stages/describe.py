@@ -4,7 +4,7 @@ The descriptive analysis of the corpus (speech_emotion.describe): counts, durati
 silences, pitch and loudness, mean and example log-mel spectrograms.
 """
 
-from speech_emotion import atomic, describe, labels, params
+from speech_emotion import atomic, describe, labels, params, stage
 from speech_emotion.paths import DATA_CSV, FIGURES, RAW, SUMMARY
 
 
@@ -17,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

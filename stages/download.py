@@ -7,7 +7,7 @@ verified, in data/downloads/) or local (`data.local_path`, a folder or a zip).
 import sys
 import time
 
-from speech_emotion import params, sources
+from speech_emotion import params, sources, stage
 from speech_emotion.paths import DOWNLOADS, RAW
 
 
@@ -24,4 +24,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

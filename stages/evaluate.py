@@ -3,7 +3,7 @@ test actors -> metrics/<model>-<subset>.json, plots/confusion/<model>-<subset>.j
 
 import argparse
 
-from speech_emotion import atomic, labels, machine, params, store
+from speech_emotion import atomic, labels, machine, params, stage, store
 from speech_emotion.evaluate import evaluate_cell
 from speech_emotion.paths import DATA_CSV, FEATURES, confusion_file, metrics_file, model_dir
 
@@ -13,8 +13,9 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("subset")
     args = ap.parse_args()
+    p = params.load()                   # before any work
     result = evaluate_cell(model_dir(args.model, args.subset), args.subset,
-                           labels.read_table(DATA_CSV), store.read(FEATURES), params.load())
+                           labels.read_table(DATA_CSV), store.read(FEATURES), p)
     # what ran it (CPU, kernels, versions, pins): dvc exp show can then explain a difference
     atomic.write_json(metrics_file(args.model, args.subset),
                       {**result.metrics, "machine": machine.describe()})
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -4,7 +4,7 @@ Every utterance of data.csv, in its order: read, mix down, resample, clip to a f
 length, log-mel or MFCC (params.yaml `features`); written to the HDF5 store atomically.
 """
 
-from speech_emotion import features, labels, params, store
+from speech_emotion import features, labels, params, stage, store
 from speech_emotion.paths import DATA_CSV, FEATURES, RAW
 
 
@@ -21,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

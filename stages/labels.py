@@ -5,11 +5,12 @@ Validates every file name and every audio file; one error lists every offending 
 
 import sys
 
-from speech_emotion import atomic, labels
+from speech_emotion import atomic, labels, params, stage
 from speech_emotion.paths import DATA_CSV, RAW
 
 
 def main() -> None:
+    params.load()       # reads no param; a bad params.yaml is refused before any work
     try:
         table = labels.build_table(RAW, progress=True)
     except labels.LabelsError as err:
@@ -25,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -2,7 +2,7 @@
 (the results table for the README). Metrics files of cells no longer in params.yaml are
 left out of the table."""
 
-from speech_emotion import atomic, params, report
+from speech_emotion import atomic, params, report, stage
 from speech_emotion.paths import METRICS, RESULTS, cell
 
 
@@ -19,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -80,7 +80,8 @@ def test_mfcc_is_the_dct_of_the_logmel(feature_params):
 @pytest.mark.parametrize("change", [{"f_max": 9000.0}, {"win_length": 1024},
                                     {"kind": "mfcc", "n_mfcc": 100}, {"duration_s": 0.01}])
 def test_impossible_settings_name_the_key(feature_params, change):
-    with pytest.raises(ValueError, match=f"features.{next(iter(change.keys() - {'kind'}))}"):
+    # refused by FeatureParams itself (params.FieldError, a ValueError), before any transform
+    with pytest.raises(ValueError, match=f"{next(iter(change.keys() - {'kind'}))} = "):
         features.Extractor(with_(feature_params, **change))
 
 

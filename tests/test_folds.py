@@ -178,5 +178,5 @@ def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
                                                             (5, 1), (5, 2), (5, 3)]
     same_rows = [data.x_train for seed, data in calls3 if seed % 1000 == 2]
     assert len(same_rows) == 3 and all(np.array_equal(same_rows[0], x) for x in same_rows)
-    with pytest.raises(params.ParamsError, match="train.ensemble must be at least 1"):
+    with pytest.raises(params.ParamsError, match=r"train\.ensemble = 0, must be >= 1"):
         params.load(PARAMS, overrides={"train.ensemble": 0})

@@ -237,3 +237,114 @@ def test_console_script_and_module_entry_points(capsys, model_dir, recordings):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["predictions"][0]["windows"] == 1
+
+
+# ---------------------------------------------------------------- bad input, round two (issue 26)
+def test_a_missing_file_is_said_to_be_missing(capsys, model_dir, recordings, tmp_path):
+    missing = tmp_path / "nope.wav"
+    code, out, err = run_json(capsys, missing, recordings["short.wav"], "--model", model_dir)
+    assert code == 1
+    assert err.strip() == f"error: {missing}: no such file"
+    assert [p["file"] for p in out["predictions"]] == [str(recordings["short.wav"])]
+
+
+def test_a_directory_scores_the_audio_files_inside(capsys, model_dir, recordings, tmp_path):
+    folder = tmp_path / "batch"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("short.wav", "stereo.flac"):
+        (folder / name).write_bytes(recordings[name].read_bytes())
+    (folder / "sub" / "vorbis.ogg").write_bytes(recordings["vorbis.ogg"].read_bytes())
+    (folder / "notes.txt").write_text("not audio")
+    code, out, err = run_json(capsys, folder, "--model", model_dir)
+    assert code == 0, err
+    assert [p["file"] for p in out["predictions"]] == [
+        str(folder / "short.wav"), str(folder / "stereo.flac"), str(folder / "sub" / "vorbis.ogg")]
+    (tmp_path / "empty").mkdir()
+    code, out, err = run_json(capsys, tmp_path / "empty", "--model", model_dir)
+    assert code == 1
+    assert err.strip() == (f"error: {tmp_path / 'empty'}: a directory with no audio files "
+                           "(.flac, .ogg, .wav)")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_a_truncated_checkpoint_names_the_file_and_the_cause(capsys, recordings, tmp_path, keep):
+    folder = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS[:1])
+    data = (folder / "fold1.pt").read_bytes()
+    (folder / "fold1.pt").write_bytes(data[:int(len(data) * keep)])
+    code = predict.main([str(recordings["short.wav"]), "--model", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {folder / 'fold1.pt'}: not a loadable checkpoint: truncated "
+                          "or corrupt"), err
+    assert "Errno" not in err and len(err.strip().splitlines()) == 1
+
+
+def _edit_checkpoint(folder, change):
+    path = folder / "fold1.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda c: c["normalisation"].pop("mean"), "normalisation.mean"),
+    (lambda c: c["normalisation"].update(std=torch.ones(3)), "normalisation.std"),
+    (lambda c: c["feature_params"].update(n_mels=20), "feature_params.n_mels"),
+    (lambda c: c["feature_params"].pop("hop_length"), "feature_params.hop_length"),
+    (lambda c: c["feature_params"].update(win_length=4096), "feature_params.win_length"),
+    (lambda c: c["config"].update(kernel_size=4), "config.kernel_size"),
+    (lambda c: c.update(model="resnet"), "model"),
+    (lambda c: c.update(labels="angry"), "labels"),
+    (lambda c: c.update(normalisation=None), "normalisation"),
+], ids=["no-mean", "std-length", "n_mels-vs-weights", "no-hop", "bad-feature-param",
+        "bad-config", "unknown-model", "labels-not-a-list", "normalisation-not-a-dict"])
+def test_a_checkpoint_with_missing_or_inconsistent_fields_names_file_and_field(
+        capsys, recordings, tmp_path, change, field):
+    folder = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS[:1])
+    path = _edit_checkpoint(folder, change)
+    code = predict.main([str(recordings["short.wav"]), "--model", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: {path}: ") and field in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_speech_and_too_short_audio_are_scored_with_a_warning(capsys, model_dir, recordings,
+                                                                tmp_path):
+    rate = 8000
+    silence, dc, one, loud = (tmp_path / f"{n}.wav" for n in ("silence", "dc", "one", "loud"))
+    sf.write(silence, np.zeros(rate, np.float32), rate, subtype="FLOAT")
+    sf.write(dc, np.full(rate, 0.5, np.float32), rate, subtype="FLOAT")
+    sf.write(one, np.array([0.3], np.float32), rate, subtype="FLOAT")
+    sf.write(loud, speech_like(1.0, rate, 1, seed=3)[:, 0] * 8, rate, subtype="FLOAT")
+    good = recordings["short.wav"]
+    code, out, err = run_json(capsys, silence, dc, one, loud, good, "--model", model_dir)
+    assert code == 0, err                                  # warnings keep the exit code
+    by_file = {p["file"]: p for p in out["predictions"]}
+    assert list(by_file) == [str(p) for p in (silence, dc, one, loud, good)]
+    assert "no speech" in by_file[str(silence)]["warnings"][0]
+    assert "no speech" in by_file[str(dc)]["warnings"][0]
+    assert "too short" in by_file[str(one)]["warnings"][0]
+    assert "outside [-1, 1]" in by_file[str(loud)]["warnings"][0]
+    assert by_file[str(good)]["warnings"] == []
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("warning: ") for line in lines)
+    for line, path in zip(lines, (silence, dc, one, loud), strict=True):
+        assert str(path) in line
+
+
+def test_the_hop_and_the_window_count_are_bounded(capsys, model_dir, recordings, tmp_path):
+    params = small_feature_params()
+    clip_s = features.n_samples(params) / params.sample_rate
+    path = recordings["long.wav"]
+    for hop in ("0", "-1", "1e-6", str(2 * clip_s), "nan"):
+        assert predict.main([str(path), "--model", str(model_dir), "--hop-s", hop]) == 2, hop
+        err = capsys.readouterr().err
+        assert err.startswith("error: --hop-s ") and "must be" in err, err
+    long = torch.from_numpy(speech_like(120.0, params.sample_rate, 1, seed=7)[:, 0])
+    long[:] = torch.sin(torch.arange(long.shape[0]) * 0.3) * 0.5      # loud throughout
+    hop = params.hop_length                                             # the smallest hop
+    clips = predict.windows(long, params, hop)
+    assert clips.shape[0] == predict.MAX_WINDOWS                        # not ~12 000
+    assert torch.equal(clips[-1], long[-clips.shape[1]:])               # still flush with the end

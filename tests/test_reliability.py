@@ -122,6 +122,7 @@ def test_labels_stage_stops_without_writing_data_csv(kind, synthetic_corpus, tmp
     make, suffix, problem = BROKEN[kind]
     raw = copy_raw(synthetic_corpus, tmp_path / "data" / "raw" / "ravdess")
     make(raw / SOURCES[2], raw / f"{BAD_NAME}{suffix}")
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")  # every stage checks it
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
@@ -221,6 +222,7 @@ def test_an_absent_actor_runs_and_is_named(synthetic_corpus, synthetic_table, tm
     for name in kept["path"]:
         (raw / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(synthetic_corpus / name, raw / name)
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")  # every stage checks it
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(REPO / "stages" / "labels.py"), run_name="__main__")
     out = capsys.readouterr().out
@@ -248,18 +250,73 @@ def test_coverage_names_an_incomplete_actor(synthetic_table):
     ("features.n_mels", "64", "'features.n_mels' must be int, got '64'"),
     ("features.n_mel", 64, "unknown key(s) features.n_mel"),
     ("train.epochs", 1.5, "'train.epochs' must be int, got 1.5"),
+    ("train.epochs", 0, "train.epochs = 0, must be >= 1"),
 ])
 def test_a_bad_params_yaml_stops_the_stage_naming_the_key(key, value, message, tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, capsys):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     section, name = key.split(".")
     raw[section][name] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(params.ParamsError) as err:
+    monkeypatch.setattr(sys, "argv", ["stages/features.py"])
+    with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(REPO / "stages" / "features.py"), run_name="__main__")
-    assert message in str(err.value) and "params.yaml" in str(err.value)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err == f"features: params.yaml: {message}\n" or (message in err and "\n" not in
+                                                               err.rstrip("\n")), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+STAGE_COMMANDS = [["download"], ["labels"], ["split"], ["features"], ["describe"],
+                  ["train", "cnn", "all"], ["evaluate", "cnn", "all"],
+                  ["represent", "logmel_stats", "all"], ["probe", "logmel_stats", "all"],
+                  ["report"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [{"split.folds": [7]}, {"train.batch_size": 0}],
+                         ids=["folds-outside-protocol", "batch-size-0"])
+def test_every_stage_refuses_bad_params_before_any_work_in_one_line(tmp_path, bad):
+    """Issue 26: whichever stage DVC runs first refuses a value known to be wrong when
+    params.yaml is read: one line on stderr, exit 1, no traceback, nothing written."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in bad.items():
+        section, name = dotted.split(".")
+        raw[section][name] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    key, value = next(iter(bad.items()))
+    for stage, *args in STAGE_COMMANDS:
+        done = subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py"), *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 1, (stage, done.stderr)
+        assert done.stderr.startswith(f"{stage}: params.yaml: {key} = {value}, must be"), \
+            (stage, done.stderr)
+        assert len(done.stderr.splitlines()) == 1, (stage, done.stderr)   # no traceback, no
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], stage  # noise
+
+
+def test_a_user_error_in_a_stage_is_one_line_and_a_bug_keeps_its_traceback(capsys):
+    from speech_emotion import stage
+    from speech_emotion.folds import FoldError
+
+    def user_mistake():
+        raise FoldError("none of the folds [3] has a test actor in the data")
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run(user_mistake, "train")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == ("train: none of the folds [3] has a test actor in the "
+                                       "data\n")
+
+    def bug():
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(ZeroDivisionError):
+        stage.run(bug, "train")
 
 
 # ---------------------------------------------------------------- a full disk

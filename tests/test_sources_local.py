@@ -6,6 +6,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,72 @@ def test_real_development_copy_as_folder(ravdess_dev, tmp_path):
     files = local.copy_corpus(ravdess_dev, tmp_path / "raw", progress=False)
     assert len(files) == 720 and {f.suffix for f in files} == {".flac"}
     assert len({f.parent.name for f in files}) == 12
+
+
+# ---------------------------------------------------------------- bad input, round two (issue 26)
+def _folder_of(corpus, names, root):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(corpus / name, root / name)
+    return root
+
+
+def test_an_mp3_among_the_wavs_is_named_as_an_unsupported_format(synthetic_corpus,
+                                                                 synthetic_table, tmp_path, capsys):
+    names = _pick(synthetic_table)[:3]
+    tree = _folder_of(synthetic_corpus, names, tmp_path / "mine")
+    mp3 = tree / "Actor_01" / "03-01-02-01-01-01-01.mp3"
+    mp3.write_bytes(b"ID3 not really")
+    (tree / "Actor_01" / "03-02-01-01-01-01-01.wav").write_bytes(b"song")   # a song
+    files = local.copy_corpus(tree, tmp_path / "raw", progress=False)
+    assert len(files) == len(names)
+    err = capsys.readouterr().err
+    assert ("left out 1 file(s): format not supported (WAV or FLAC): "
+            "Actor_01/03-01-02-01-01-01-01.mp3") in err
+    assert "left out 1 file(s): not audio-only speech (03-01-*)" in err
+    assert "03-01-02-01-01-01-01.mp3: not audio-only speech" not in err
+
+
+def test_an_empty_local_path_is_refused(tmp_path, monkeypatch):
+    from speech_emotion.params import (
+        DataParams,
+        FieldError,
+        SyntheticParams,
+        ZenodoParams,
+    )
+
+    zenodo = ZenodoParams(url="http://x", md5="0" * 32, retries=1, timeout_s=1.0)
+    synthetic = SyntheticParams(actors=1, seed=0)
+    with pytest.raises(FieldError, match="local_path = ''"):
+        DataParams(source="local", local_path="", zenodo=zenodo, synthetic=synthetic)
+    with pytest.raises(SourceError, match="data.local_path is empty"):
+        local.copy_corpus(Path(""), tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match="data.local_path is empty"):
+        local.copy_corpus(Path("  "), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_symbolic_links_are_followed_and_broken_ones_counted(synthetic_corpus, synthetic_table,
+                                                             tmp_path, capsys):
+    names = _pick(synthetic_table)
+    elsewhere = _folder_of(synthetic_corpus, names, tmp_path / "elsewhere")
+    tree = tmp_path / "mine"
+    tree.mkdir()
+    actors = sorted({name.split("/")[0] for name in names})
+    (tree / actors[0]).symlink_to(elsewhere / actors[0], target_is_directory=True)  # a folder
+    for actor in actors[1:]:                                                         # files
+        (tree / actor).mkdir()
+        for f in sorted((elsewhere / actor).iterdir()):
+            (tree / actor / f.name).symlink_to(f)
+    (tree / actors[1] / "03-01-08-02-02-02-02.wav").symlink_to(tmp_path / "gone.wav")  # broken
+    (tree / "loop").symlink_to(tree, target_is_directory=True)                        # a cycle
+    files = local.copy_corpus(tree, tmp_path / "raw", progress=False)
+    assert sorted(f.relative_to(tmp_path / "raw").as_posix() for f in files) == sorted(names)
+    for name in names:
+        assert not (tmp_path / "raw" / name).is_symlink()
+        assert (tmp_path / "raw" / name).read_bytes() == (synthetic_corpus / name).read_bytes()
+    err = capsys.readouterr().err
+    assert (f"left out 1 file(s): a broken symbolic link: {actors[1]}/03-01-08-02-02-02-02.wav"
+            in err), err
+    assert "loop" in err and "cycle" in err, err

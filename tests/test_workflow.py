@@ -234,3 +234,46 @@ def _leaves(node, prefix=""):
             yield from _leaves(value, f"{prefix}{key}.")
     elif isinstance(node, (int, float)) and not isinstance(node, bool):
         yield prefix[:-1]
+
+
+def test_exps_prints_one_readable_table(experiment):
+    """Issue 26: `dvc exp show` is hundreds of columns; `speech-emotion exps` prints the
+    changed params and every cell's ua / wa / f1, one row per experiment and cell."""
+    from speech_emotion import exps
+
+    root, dvc = experiment
+    done = subprocess.run([sys.executable, "-m", "speech_emotion.exps"], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root / "src")},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    head = lines[0].split()               # more changed params if the queue test ran first
+    assert head[0] == "experiment" and head[-4:] == ["cell", "ua", "wa", "f1"], lines
+    assert "train.epochs" in head and not any(h.startswith("data.") for h in head), head
+    assert max(len(line) for line in lines) <= 120
+    row = next(line.split() for line in lines if line.startswith("two-epochs "))
+    assert row[head.index("train.epochs")] == "2" and row[-4] == "cnn-all"
+    assert all(0 <= float(x) <= 1 for x in row[-3:])
+    shown = json.loads(dvc("exp", "show", "--json").stdout)
+    ua = next(r for r in exps.rows(shown) if r["name"] == "two-epochs")["cells"]["cnn-all"]["ua"]
+    assert row[-3] == f"{ua:.4f}"
+
+
+def test_exps_table_from_json():
+    from speech_emotion import exps
+
+    shown = [{"rev": "workspace", "data": {
+                "params": {"params.yaml": {"data": {"train": {"epochs": 1, "seed": 0}}}},
+                "metrics": {"metrics/cnn-all.json": {"data": {"ua": 0.5, "wa": 0.25,
+                                                              "macro_f1": 0.125}}}}},
+             {"rev": "0123456789abcdef", "name": "main", "data": {
+                "params": {"params.yaml": {"data": {"train": {"epochs": 1, "seed": 0}}}},
+                "metrics": {}},
+              "experiments": [{"revs": [{"rev": "fedcba9876543210", "name": "more", "data": {
+                  "params": {"params.yaml": {"data": {"train": {"epochs": 3, "seed": 0}}}},
+                  "metrics": {"metrics/cnn-all.json": {"data": {"ua": 0.75, "wa": 0.5,
+                                                                "macro_f1": None}},
+                              "metrics/fhvae-all.json": {"data": {"ua": 0.3}}}}}]}]}]
+    text = exps.table(shown)
+    assert "more" in text and "fhvae-all" in text and "seed" not in text
+    assert [r["name"] for r in exps.rows(shown)] == ["workspace", "main", "more"]

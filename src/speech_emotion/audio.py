@@ -99,10 +99,15 @@ def _data_bytes(header: str) -> str:
 
 
 def _check_not_empty(path: str | Path) -> None:
+    path = Path(path)
+    if not path.exists():               # soundfile would say "System error."
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():                   # soundfile would say "Format not recognised."
+        raise AudioError(f"{path}: a directory, not an audio file")
     try:
-        empty = Path(path).stat().st_size == 0
+        empty = path.stat().st_size == 0
     except OSError:
-        return                          # missing or unreadable: soundfile says which
+        return                          # unreadable: soundfile says why
     if empty:
         raise AudioError(f"{path}: empty file (0 bytes)")
 

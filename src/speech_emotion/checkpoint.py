@@ -60,16 +60,75 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint; run the train stage")
+    if not zipfile.is_zipfile(path):    # torch.save writes a zip; its directory is at the end
+        raise CheckpointError(f"{path}: not a loadable checkpoint: truncated or corrupt (not a "
+                              f"complete torch archive: {path.stat().st_size} bytes, no zip "
+                              "directory at the end); copy or train it again")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({err})") from None
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({_first_line(err)})") from None
+    except OSError as err:             # a member cut short: "[Errno 22] Invalid argument"
+        raise CheckpointError(f"{path}: not a loadable checkpoint: truncated or corrupt (a part "
+                              f"of it cannot be read: {err.strerror or err}); copy or train it "
+                              "again") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(checkpoint).__name__}")
     missing = [key for key in KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    check_schema(checkpoint, path)
     return checkpoint
+
+
+def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """The fields that scoring reads, checked against each other; CheckpointError naming the
+    file and the field (`normalisation.mean`, `feature_params.n_mels`, ...) otherwise."""
+    from .params import MODEL_CONFIGS, ParamsError, convert
+
+    def bad(field: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: checkpoint field {field}: {problem}")
+
+    if checkpoint["model"] not in MODEL_CONFIGS:
+        raise bad("model", f"unknown model {checkpoint['model']!r}; known: "
+                           f"{', '.join(MODEL_CONFIGS)}")
+    labels = checkpoint["labels"]
+    if not isinstance(labels, (list, tuple)) or not labels \
+            or not all(isinstance(label, str) for label in labels):
+        raise bad("labels", f"expected a list of emotion names, got {labels!r}")
+    try:
+        convert(checkpoint["config"], MODEL_CONFIGS[checkpoint["model"]], "config", str(path))
+    except ParamsError as err:              # "<file>: config.kernel_size = 4, must be ..."
+        raise CheckpointError(str(err).replace(f"{path}: ", f"{path}: checkpoint field ", 1)
+                              ) from None
+    # The whole of feature_params is checked where it is used (predict.feature_params_of,
+    # evaluate); here, the bins that the normalisation and the weights were made for.
+    feature_params = checkpoint["feature_params"]
+    if not isinstance(feature_params, dict):
+        raise bad("feature_params", f"expected a mapping, got {type(feature_params).__name__}")
+    kind = feature_params.get("kind")
+    which = {"logmel": "n_mels", "mfcc": "n_mfcc"}.get(kind)
+    if which is None:
+        raise bad("feature_params.kind", f"expected logmel or mfcc, got {kind!r}")
+    bins = feature_params.get(which)
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+        raise bad(f"feature_params.{which}", f"expected a positive integer, got {bins!r}")
+    norm = checkpoint["normalisation"]
+    if not isinstance(norm, dict):
+        raise bad("normalisation", f"expected {{'mean', 'std'}} tensors, got {type(norm).__name__}")
+    for key in ("mean", "std"):
+        value = norm.get(key)
+        if not isinstance(value, torch.Tensor) or value.ndim != 1:
+            raise bad(f"normalisation.{key}", "missing or not a 1-D tensor of per-bin values")
+        if value.shape[0] != bins:
+            raise bad(f"normalisation.{key}", f"{value.shape[0]} bins, but feature_params."
+                      f"{which} = {bins}: the feature params disagree with the weights")
+    if not isinstance(checkpoint["fold"], dict) or "number" not in checkpoint["fold"]:
+        raise bad("fold", "expected a mapping with the fold's number")
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"

@@ -1,4 +1,5 @@
-"""The `speech-emotion` console script: `speech-emotion predict FILE ...`."""
+"""The `speech-emotion` console script: `speech-emotion predict FILE ...`,
+`speech-emotion check [params.yaml]`, `speech-emotion exps`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "predict": "predict the emotion of speech recordings with a trained model",
+    "check": "validate params.yaml (run it before dvc repro / dvc exp run)",
+    "exps": "one readable table of dvc exp show: changed params and every cell's ua/wa/f1",
 }
 
 
@@ -24,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "predict":
         from . import predict
         return predict.main(argv[1:])
+    if args.command == "check":
+        from . import params
+        return params.check(argv[1:])
+    if args.command == "exps":
+        from . import exps
+        return exps.main(argv[1:])
     return 2  # unreachable: argparse rejects unknown commands
 
 

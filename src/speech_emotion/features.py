@@ -56,6 +56,11 @@ def load_wave(path: str | Path, sample_rate: int) -> torch.Tensor:
     it is unreadable, truncated or empty.
     """
     wave, rate = audio.read(path)                        # (channels, frames) at `rate`
+    return to_model_rate(wave, rate, sample_rate)
+
+
+def to_model_rate(wave: np.ndarray, rate: int, sample_rate: int) -> torch.Tensor:
+    """(channels, frames) at `rate` -> float64 mono `(samples,)` at `sample_rate`."""
     mono = audio.to_mono(wave).astype(np.float64)        # (frames,)
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)         # (samples,)

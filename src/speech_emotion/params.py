@@ -14,6 +14,8 @@ Every dataclass loaded from `params.yaml` records the dotted key of each field t
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -23,13 +25,59 @@ from typing import Any, Literal
 
 import yaml
 
-from .ravdess import SUBSETS
+from .ravdess import ACTORS, SUBSETS
 
 DEFAULT_PATH = Path("params.yaml")
 
 
 class ParamsError(ValueError):
     """params.yaml is malformed; the message names the key and the file."""
+
+
+class FieldError(ParamsError):
+    """A value out of its allowed range, raised by a section's `__post_init__`: `field` is
+    relative to the section; `convert` adds the section's key and the file, so the error
+    reads `params.yaml: train.epochs = 0, must be >= 1`."""
+
+    def __init__(self, field: str, value: Any, rule: str):
+        self.field, self.value, self.rule = field, value, rule
+        super().__init__(f"{field} = {value!r}, {rule}")
+
+
+# ---------------------------------------------------------------- range checks
+# Used by the sections' __post_init__ (before a section is tagged, so these reads are not
+# recorded as a stage's reads). Each raises FieldError naming the field, its value and
+# what is allowed.
+def _at_least(section: Any, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < minimum:
+            raise FieldError(name, value, f"must be >= {minimum}")
+
+
+def _positive(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not value > 0:
+            raise FieldError(name, value, "must be > 0")
+
+
+def _probability(section: Any, *names: str, below_one: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not (0 <= value < 1 if below_one else 0 <= value <= 1):
+            raise FieldError(name, value, "must be in [0, 1)" if below_one else
+                             "must be in [0, 1]")
+
+
+def _sizes(section: Any, name: str, odd: bool = False) -> None:
+    """A non-empty list of positive ints (odd ones: kernel sizes)."""
+    values = getattr(section, name)
+    if not values or any(v < 1 for v in values):
+        raise FieldError(name, values, "must be a non-empty list of positive integers")
+    if odd and any(v % 2 == 0 for v in values):
+        raise FieldError(name, values, "kernel sizes must be odd (the padding keeps the "
+                         "size only for odd kernels)")
 
 
 _READS: set[str] = set()
@@ -75,11 +123,28 @@ class ZenodoParams(Section):
     retries: int
     timeout_s: float
 
+    def __post_init__(self):
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", self.md5):
+            raise FieldError("md5", self.md5, "must be 32 hexadecimal digits")
+        _at_least(self, 1, "retries")
+        _positive(self, "timeout_s")
+
 
 @dataclass(frozen=True)
 class SyntheticParams(Section):
     actors: int | list[int]      # a count n (actors 1..n) or the actor numbers to make
     seed: int
+
+    def __post_init__(self):
+        if isinstance(self.actors, int):
+            if not 1 <= self.actors <= len(ACTORS):
+                raise FieldError("actors", self.actors, f"must be in 1-{len(ACTORS)}")
+        elif (not self.actors or len(set(self.actors)) != len(self.actors)
+              or not all(1 <= a <= len(ACTORS) for a in self.actors)):
+            raise FieldError("actors", self.actors,
+                             f"must be a count 1-{len(ACTORS)} or a list of distinct actors "
+                             f"1-{len(ACTORS)}")
+        _at_least(self, 0, "seed")           # numpy's SeedSequence takes no negative seed
 
 
 @dataclass(frozen=True)
@@ -88,6 +153,11 @@ class DataParams(Section):
     local_path: str | None
     zenodo: ZenodoParams
     synthetic: SyntheticParams
+
+    def __post_init__(self):
+        if self.local_path is not None and not self.local_path.strip():
+            raise FieldError("local_path", self.local_path, "must name a folder or archive "
+                             "(null when unused); '' would be the project itself")
 
 
 # ---------------------------------------------------------------- features
@@ -109,14 +179,50 @@ class FeatureParams(Section):
     top_db: float
     batch_size: int
 
+    def __post_init__(self):                 # features.check_settings says the same at use
+        _at_least(self, 1, "sample_rate", "n_fft", "hop_length", "n_mels", "batch_size")
+        _positive(self, "duration_s", "trim_db", "top_db")
+        _at_least(self, 0, "offset_s", "f_min")
+        if not 1 <= self.win_length <= self.n_fft:
+            raise FieldError("win_length", self.win_length,
+                             f"must be in 1..n_fft (n_fft = {self.n_fft})")
+        nyquist = self.sample_rate / 2
+        if not self.f_min < self.f_max <= nyquist:
+            raise FieldError("f_max", self.f_max, f"must be above f_min ({self.f_min}) and "
+                             f"at most sample_rate / 2 ({nyquist:g})")
+        clip = round(self.duration_s * self.sample_rate)
+        if clip <= self.n_fft:
+            raise FieldError("duration_s", self.duration_s, f"gives {clip} samples; a clip must "
+                             f"be longer than n_fft ({self.n_fft})")
+        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+            raise FieldError("n_mfcc", self.n_mfcc,
+                             f"must be in 1..n_mels (n_mels = {self.n_mels}) with kind: mfcc")
+
 
 # ---------------------------------------------------------------- speaker-independent folds
+# protocol -> (folds 1..n, test actors a fold): the shape of folds.protocol_folds, stated
+# here so that loading params imports no pandas (tests/test_params.py holds them equal)
+PROTOCOLS = {"emobox": (6, 4), "loso": (24, 1)}
+
+
 @dataclass(frozen=True)
 class SplitParams(Section):
     protocol: Literal["emobox", "loso"]
     folds: list[int]
     validation_actors: int
     seed: int
+
+    def __post_init__(self):
+        count, test_actors = PROTOCOLS[self.protocol]
+        bad = [f for f in self.folds if not 1 <= f <= count]
+        if not self.folds or bad or len(set(self.folds)) < len(self.folds):
+            raise FieldError("folds", self.folds, f"must be distinct folds of protocol "
+                             f"{self.protocol} (1-{count}), at least one")
+        most = len(ACTORS) - test_actors - 1
+        if not 2 <= self.validation_actors <= most:
+            raise FieldError("validation_actors", self.validation_actors,
+                             f"must be in 2-{most} (one male and one female at least, and "
+                             "training actors left)")
 
 
 # ---------------------------------------------------------------- descriptive analysis
@@ -128,6 +234,16 @@ class DescribeParams(Section):
     pitch_max_hz: float
     yin_threshold: float         # YIN dip threshold: lower = stricter voicing
     dpi: int                     # figure resolution (sizes in describe.FIGURES)
+
+    def __post_init__(self):
+        if self.example_actor not in ACTORS:
+            raise FieldError("example_actor", self.example_actor, f"must be in 1-{len(ACTORS)}")
+        _positive(self, "pitch_min_hz", "yin_threshold")
+        if not self.pitch_max_hz > self.pitch_min_hz:
+            raise FieldError("pitch_max_hz", self.pitch_max_hz,
+                             f"must be above pitch_min_hz ({self.pitch_min_hz})")
+        _probability(self, "yin_threshold")
+        _at_least(self, 1, "dpi")
 
 
 # ---------------------------------------------------------------- the dvc.yaml matrices
@@ -148,7 +264,7 @@ class CellsParams(Section):
                                    ("variant_subsets", self.variant_subsets, SUBSETS)):
             unknown = [v for v in values if v not in known]
             if unknown:
-                raise ParamsError(f"cells.{key}: unknown {unknown}; known: {list(known)}")
+                raise FieldError(key, values, f"unknown {unknown}; known: {list(known)}")
 
 
 # ---------------------------------------------------------------- the classifiers' sections
@@ -162,6 +278,14 @@ class CNNConfig(Section):
     dropout: float           # after each block
     classifier_dropout: float
     deltas: int              # 0, 1 (delta) or 2 (delta + delta-delta) extra input channels
+
+    def __post_init__(self):
+        _sizes(self, "channels")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise FieldError("kernel_size", self.kernel_size, "must be a positive odd integer")
+        _at_least(self, 1, "pool")
+        _probability(self, "dropout", "classifier_dropout")
+        _deltas(self)
 
 
 @dataclass(frozen=True)
@@ -184,6 +308,23 @@ class CNNTransformerConfig(Section):
     transformer_lr_scale: float  # training: the Transformer branch's share of train.optim.lr
     deltas: int               # 0, 1 or 2 extra input channels (time derivatives)
 
+    def __post_init__(self):
+        _sizes(self, "channels")
+        _sizes(self, "kernel_sizes", odd=True)
+        _at_least(self, 1, "pool", "time_pool", "d_model", "n_heads", "dim_feedforward")
+        _at_least(self, 0, "n_layers", "transformer_lr_scale")
+        if self.d_model % self.n_heads:
+            raise FieldError("d_model", self.d_model,
+                             f"must be a multiple of n_heads ({self.n_heads})")
+        _probability(self, "conv_dropout", "transformer_dropout", "classifier_dropout")
+        _probability(self, "branch_dropout", below_one=True)
+        _deltas(self)
+
+
+def _deltas(config: Any) -> None:
+    if config.deltas not in (0, 1, 2):
+        raise FieldError("deltas", config.deltas, "must be 0, 1 or 2")
+
 
 # model name -> its config; the name is also its params.yaml section and its module in
 # speech_emotion.models (which maps the same names to the nn.Module classes)
@@ -200,6 +341,9 @@ class SpecAugmentParams(Section):
     time_mask: int               # widest time mask, in frames (torchaudio TimeMasking)
     masks: int                   # masks of each kind per utterance
 
+    def __post_init__(self):
+        _at_least(self, 0, "freq_mask", "time_mask", "masks")
+
 
 @dataclass(frozen=True)
 class NoiseParams(Section):
@@ -208,11 +352,20 @@ class NoiseParams(Section):
     snr_db_min: float            # SNR drawn uniformly from [snr_db_min, snr_db_max]
     snr_db_max: float
 
+    def __post_init__(self):
+        _probability(self, "p")
+        if self.snr_db_max < self.snr_db_min:
+            raise FieldError("snr_db_max", self.snr_db_max,
+                             f"must be >= snr_db_min ({self.snr_db_min})")
+
 
 @dataclass(frozen=True)
 class TimeShiftParams(Section):
     enabled: bool
     max_frames: int              # circular shift by up to this many frames either way
+
+    def __post_init__(self):
+        _at_least(self, 0, "max_frames")
 
 
 @dataclass(frozen=True)
@@ -224,8 +377,8 @@ class WarpParams(Section):
     def __post_init__(self):
         for key in ("freq", "time"):
             if not 0 <= getattr(self, key) < 1:
-                raise ParamsError(f"train.augment.warp.{key} must be in [0, 1) (a stretch "
-                                  f"factor 1 +/- it must stay positive), got {getattr(self, key)}")
+                raise FieldError(key, getattr(self, key), "must be in [0, 1) (a stretch "
+                                 "factor 1 +/- it must stay positive)")
 
 
 @dataclass(frozen=True)
@@ -235,6 +388,9 @@ class AugmentParams(Section):
     time_shift: TimeShiftParams
     warp: WarpParams
     mixup_alpha: float           # Beta(alpha, alpha) mixup of batches; 0 = off
+
+    def __post_init__(self):
+        _at_least(self, 0, "mixup_alpha")
 
 
 @dataclass(frozen=True)
@@ -246,6 +402,10 @@ class OptimParams(Section):
     schedule: Literal["constant", "cosine"]  # after a linear warm-up
     warmup_epochs: int
     grad_clip: float             # max gradient norm; 0 = off
+
+    def __post_init__(self):
+        _positive(self, "lr")
+        _at_least(self, 0, "weight_decay", "momentum", "warmup_epochs", "grad_clip")
 
 
 @dataclass(frozen=True)
@@ -272,14 +432,19 @@ class TrainParams(Section):
     augment: AugmentParams
 
     def __post_init__(self):
-        if self.ensemble < 1:
-            raise ParamsError(f"train.ensemble must be at least 1, got {self.ensemble}")
+        _at_least(self, 1, "ensemble", "epochs", "batch_size", "patience")
+        _at_least(self, 0, "threads")
+        _probability(self, "label_smoothing")
 
 
 # ---------------------------------------------------------------- representation learning
 @dataclass(frozen=True)
 class LogmelStatsParams(Section):
     statistics: list[Literal["mean", "std"]]  # per-bin statistics over frames (the baseline)
+
+    def __post_init__(self):
+        if not self.statistics:
+            raise FieldError("statistics", self.statistics, "must name at least one statistic")
 
 
 @dataclass(frozen=True)
@@ -289,6 +454,12 @@ class BetaVAEParams(Section):
     channels: list[int]          # conv channels; each conv halves mel bins and frames
     latent_dim: int
     beta: float                  # weight of the KL term
+
+    def __post_init__(self):
+        _at_least(self, 1, "epochs", "latent_dim")
+        _positive(self, "lr")
+        _sizes(self, "channels")
+        _at_least(self, 0, "beta")
 
 
 @dataclass(frozen=True)
@@ -302,6 +473,11 @@ class FHVAEParams(Section):
     mu2_prior_std: float         # p(mu2) = N(0, mu2_prior_std^2)
     alpha: float                 # weight of the discriminative term log p(utterance | z2)
     supervised_weight: float     # emotion head on z2: 0 for fhvae, > 0 for ss_fhvae
+
+    def __post_init__(self):
+        _at_least(self, 1, "epochs", "hidden", "z1_dim", "z2_dim")
+        _positive(self, "lr", "z2_prior_std", "mu2_prior_std")
+        _at_least(self, 0, "alpha", "supervised_weight")
 
 
 @dataclass(frozen=True)
@@ -317,6 +493,16 @@ class RepresentParams(Section):
     fhvae: FHVAEParams
     ss_fhvae: FHVAEParams
 
+    def __post_init__(self):
+        _at_least(self, 1, "segment_frames", "batch_size")
+        _at_least(self, 0, "threads")
+        if self.fhvae.supervised_weight != 0:
+            raise FieldError("fhvae.supervised_weight", self.fhvae.supervised_weight,
+                             "must be 0 (fhvae is the unsupervised model; ss_fhvae has the head)")
+        if not self.ss_fhvae.supervised_weight > 0:
+            raise FieldError("ss_fhvae.supervised_weight", self.ss_fhvae.supervised_weight,
+                             "must be > 0 (the emotion head is what makes it ss_fhvae)")
+
 
 @dataclass(frozen=True)
 class ProbeParams(Section):
@@ -327,6 +513,11 @@ class ProbeParams(Section):
     tsne_perplexity: float       # the t-SNE picture
     seed: int                    # t-SNE
 
+    def __post_init__(self):
+        _positive(self, "C", "tsne_perplexity")
+        _at_least(self, 1, "max_iter")
+        _at_least(self, 0, "seed")           # scikit-learn's random_state: 0 .. 2**32 - 1
+
 
 @dataclass(frozen=True)
 class EvaluateParams(Section):
@@ -334,8 +525,8 @@ class EvaluateParams(Section):
 
     def __post_init__(self):
         if not self.shifts:
-            raise ParamsError("evaluate.shifts: give at least one shift ([0]: no test-time "
-                              "augmentation)")
+            raise FieldError("shifts", self.shifts, "give at least one shift ([0]: no "
+                             "test-time augmentation)")
 
 
 SECTIONS: dict[str, type] = {
@@ -379,8 +570,40 @@ def from_dict(raw: Mapping[str, Any], source: str = "params") -> Params:
         if name not in raw:
             raise ParamsError(f"{source}: missing section '{name}'")
         sections[name] = convert(raw[name], cls, name, source)
-        _tag(sections[name], name)
+    try:
+        _check_across(sections)                 # before tagging: these reads are no stage's
+    except FieldError as err:
+        raise ParamsError(f"{source}: {err}") from None
+    for name, section in sections.items():
+        _tag(section, name)
     return Params(sections)
+
+
+def _check_across(s: dict[str, Any]) -> None:
+    """Rules between sections, each stated where the code that needs it runs too; raises
+    FieldError with the full dotted key. A rule about a cell only applies when the cell runs."""
+    feats = s["features"]
+    frames = 1 + round(feats.duration_s * feats.sample_rate) // feats.hop_length  # n_frames
+    bins = feats.n_mels if feats.kind == "logmel" else feats.n_mfcc               # n_bins
+    shifts = s["evaluate"].shifts
+    if any(abs(shift) >= frames for shift in shifts):   # training.check_shifts
+        raise FieldError("evaluate.shifts", shifts, f"every shift must be shorter than the "
+                         f"clip's {frames} frames (features.duration_s / hop_length)")
+    segment = s["represent"].segment_frames
+    if set(s["cells"].variants) - {"logmel_stats"} and segment > frames:  # representation.segment
+        raise FieldError("represent.segment_frames", segment, f"must be at most the clip's "
+                         f"{frames} frames (features.duration_s / hop_length)")
+    if "beta_vae" in s["cells"].variants:                # models/vae.py: each conv halves both
+        factor = 2 ** len(s["represent"].beta_vae.channels)
+        if bins % factor or segment % factor:
+            raise FieldError("represent.beta_vae.channels", s["represent"].beta_vae.channels,
+                             f"{len(s['represent'].beta_vae.channels)} halvings need the "
+                             f"feature bins ({bins}) and represent.segment_frames ({segment}) "
+                             f"to be multiples of {factor}")
+    noise = s["train"].augment.noise
+    if noise.enabled and feats.kind != "logmel":         # training.check_augment
+        raise FieldError("train.augment.noise.enabled", True,
+                         "needs features.kind = logmel (noise is mixed in at a dB level)")
 
 
 class Params:
@@ -428,7 +651,11 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
         if missing:
             names = ", ".join(f"{key}.{m}" for m in missing)
             raise ParamsError(f"{source}: missing key(s) {names}")
-        return hint(**{f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields})
+        converted = {f: convert(value[f], hints[f], f"{key}.{f}", source) for f in fields}
+        try:
+            return hint(**converted)
+        except FieldError as err:          # a range check of the section: add where it is
+            raise ParamsError(f"{source}: {key}.{err}") from None
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in args:
@@ -456,6 +683,8 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{source}: '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{source}: '{key}' must be a finite number, got {value!r}")
         return float(value)
     if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
@@ -468,3 +697,25 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
 
 def _name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check(argv: list[str] | None = None) -> int:
+    """`speech-emotion check [params.yaml]`: validate the file as every stage does (types,
+    unknown and missing keys, ranges); one line and exit 1 on the first problem. Run it
+    before `dvc repro`/`dvc exp run`: DVC itself meets a misspelled key first and removes
+    the outputs of the stages that declare it (docs/RELIABILITY.md)."""
+    import sys
+
+    paths = (argv if argv is not None else sys.argv[1:]) or [str(DEFAULT_PATH)]
+    for path in paths:
+        try:
+            load(path)
+        except ParamsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"{path}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(check())

@@ -23,7 +23,11 @@ and loads as `models.ensemble.SeedEnsemble`, so its members count as one fold mo
 checkpoints must agree on labels and feature params; `--params` also
 refuses a model whose feature params differ from a params.yaml's `features` section.
 An unreadable file gets a one-line error naming it on stderr and a non-zero exit status;
-the other files are still scored.
+the other files are still scored. A directory stands for the audio files in it (any
+depth, sorted). Audio with nothing to judge (no frame above the silence threshold, shorter
+than one analysis frame, samples outside [-1, 1]) is scored with a warning, on stderr and
+in the JSON (`warnings`), and does not change the exit status. At most `MAX_WINDOWS`
+windows are scored per file (spread over longer audio), so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,13 +45,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import features, paths
+from . import audio, features, paths
 from .audio import AudioError
 from .params import FeatureParams
 from .store import feature_differences
 
 DEFAULT_MODEL = paths.model_dir("cnn", "all")
 DECIMALS = 4
+AUDIO_SUFFIXES = (".flac", ".ogg", ".wav")  # what a directory argument is searched for
+MAX_WINDOWS = 256           # per file: (W, S) float32 at 16 kHz, 3 s clips = 49 MB at most
+EXTRACT_BATCH = 64          # windows per Extractor call
+SILENCE_DBFS = -60.0        # no frame louder than this (after removing DC): no speech
 
 
 class ModelError(ValueError):
@@ -111,16 +120,19 @@ def feature_params_of(checkpoint: dict[str, Any], path: Path) -> FeatureParams:
     try:
         return convert(dict(checkpoint["feature_params"]), FeatureParams, "feature_params",
                         str(path))
-    except ParamsError as err:
-        raise ModelError(f"{path}: checkpoint feature params are unusable ({err})") from None
+    except ParamsError as err:          # "<file>: feature_params.hop_length = ..., must be"
+        raise ModelError(str(err).replace(f"{path}: ", f"{path}: checkpoint field ", 1)) from None
 
 
-def windows(wave: torch.Tensor, params: FeatureParams, hop: int | None = None) -> torch.Tensor:
+def windows(wave: torch.Tensor, params: FeatureParams, hop: int | None = None,
+            notes: list[str] | None = None) -> torch.Tensor:
     """`(samples,)` -> `(W, S)` clips of the model's length S = n_samples(params).
 
     Audio that fits in one clip after the clip policy's own trim (or offset) gives exactly
     the clip training used (`features.fix_length`). Longer audio gives windows `hop`
     samples apart (default half a clip) over the trimmed audio, the last flush with its end.
+    More than `MAX_WINDOWS` are spread evenly instead, first and last still flush with the
+    ends (a line saying so is appended to `notes`).
     """
     length = features.n_samples(params)
     hop = hop or length // 2
@@ -135,7 +147,35 @@ def windows(wave: torch.Tensor, params: FeatureParams, hop: int | None = None) -
     starts = list(range(0, body.shape[0] - length + 1, hop))
     if starts[-1] + length < body.shape[0]:
         starts.append(body.shape[0] - length)
+    if len(starts) > MAX_WINDOWS:
+        if notes is not None:
+            spread = (body.shape[0] - length) / (MAX_WINDOWS - 1) / params.sample_rate
+            notes.append(f"{len(starts)} windows at a hop of {hop / params.sample_rate:g} s "
+                         f"would be over the bound of {MAX_WINDOWS}; scored {MAX_WINDOWS} "
+                         f"spread over the audio ({spread:.3g} s apart)")
+        starts = np.linspace(0, body.shape[0] - length, MAX_WINDOWS).round().astype(int).tolist()
     return torch.stack([body[s:s + length] for s in starts])            # (W, S)
+
+
+def audio_warnings(peak: float, wave: torch.Tensor, params: FeatureParams) -> list[str]:
+    """What makes a score of `wave` (mono, at the model's rate) meaningless or doubtful:
+    shorter than one analysis frame, no frame above `SILENCE_DBFS` once any DC offset is
+    taken away (silence, a constant), samples outside [-1, 1] (`peak`, before resampling)."""
+    notes = []
+    if wave.shape[0] < params.n_fft:
+        notes.append(f"too short to judge: {wave.shape[0]} sample(s) at {params.sample_rate} Hz, "
+                     f"less than one analysis frame (n_fft = {params.n_fft}); scored as padding")
+    else:
+        frames = (wave.double() - wave.double().mean()).unfold(0, params.n_fft, params.hop_length)
+        loudest = 10 * math.log10(max(float(frames.square().mean(dim=1).max()), 1e-20))
+        if loudest < SILENCE_DBFS:
+            notes.append(f"no speech to judge: the loudest frame is at {loudest:.0f} dBFS, below "
+                         f"the silence threshold of {SILENCE_DBFS:.0f} dBFS (silence or a "
+                         "constant signal)")
+    if peak > 1.0:
+        notes.append(f"samples outside [-1, 1] (peak {peak:.3g}): float audio out of range "
+                     "(clipped or wrongly scaled); the score may mean little")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -144,6 +184,7 @@ class Prediction:
     emotion: str
     probabilities: dict[str, float]
     windows: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def predict_file(path: str | Path, cell: CellModels, extractor: features.Extractor,
@@ -152,10 +193,13 @@ def predict_file(path: str | Path, cell: CellModels, extractor: features.Extract
     from .inference import predict_proba
 
     params = cell.feature_params
-    wave = features.load_wave(path, params.sample_rate)                 # (samples,)
-    clips = windows(wave, params, hop)                                  # (W, S)
+    data, rate = audio.read(path)                       # as features.load_wave, keeping the peak
+    wave = features.to_model_rate(data, rate, params.sample_rate)      # (samples,)
+    notes = audio_warnings(float(np.abs(data).max()), wave, params)
+    clips = windows(wave, params, hop, notes)                           # (W, S)
     with torch.inference_mode():
-        feats = extractor(clips)                                        # (W, F, T)
+        feats = torch.cat([extractor(clips[i:i + EXTRACT_BATCH])       # (W, F, T)
+                           for i in range(0, clips.shape[0], EXTRACT_BATCH)])
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
     probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
@@ -165,7 +209,7 @@ def predict_file(path: str | Path, cell: CellModels, extractor: features.Extract
     return Prediction(str(path), labels[int(mean.argmax())],
                       {label: round(float(p), DECIMALS)
                        for label, p in zip(labels, mean, strict=True)},
-                      int(clips.shape[0]))
+                      int(clips.shape[0]), notes)
 
 
 def table(predictions: Sequence[Prediction], labels: Sequence[str]) -> str:
@@ -226,19 +270,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     hop = None
     if args.hop_s is not None:
-        if args.hop_s <= 0:
-            print("error: --hop-s must be positive", file=sys.stderr)
+        # at least one feature frame (closer windows repeat each other), at most one clip
+        # (wider ones would skip audio)
+        low = params.hop_length / params.sample_rate
+        high = features.n_samples(params) / params.sample_rate
+        if not low <= args.hop_s <= high:
+            print(f"error: --hop-s {args.hop_s:g}: must be between {low:g} s (one feature "
+                  f"frame) and {high:g} s (one clip) for this model", file=sys.stderr)
             return 2
         hop = max(1, round(args.hop_s * params.sample_rate))
     extractor = features.Extractor(params)
     results, errors = [], []
-    for path in args.files:
+    files, missing = expand(args.files)
+    for path, message in missing:
+        print(f"error: {message}", file=sys.stderr)
+        errors.append({"file": str(path), "error": message})
+    for path in files:
         try:
-            results.append(predict_file(path, cell, extractor, hop, shifts))
+            result = predict_file(path, cell, extractor, hop, shifts)
         except AudioError as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
             errors.append({"file": str(path), "error": message})
+            continue
+        for note in result.warnings:
+            print(f"warning: {path}: {note}", file=sys.stderr)
+        results.append(result)
     if args.json:
         print(json.dumps({
             "model": str(cell.folder), "folds": cell.folds, "labels": cell.labels,
@@ -247,6 +304,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif results:
         print(table(results, cell.labels))
     return 1 if errors else 0
+
+
+def expand(args: Sequence[str | Path]) -> tuple[list[str | Path], list[tuple[Path, str]]]:
+    """The files to score: each argument, or the audio files (`AUDIO_SUFFIXES`, any depth,
+    sorted) of a directory; and `(directory, message)` for each directory with none."""
+    files, empty = [], []
+    for arg in args:
+        folder = Path(arg)
+        if not folder.is_dir():
+            files.append(arg)
+            continue
+        found = sorted(p for p in folder.rglob("*")
+                       if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if not found:
+            message = f"{folder}: a directory with no audio files ({', '.join(AUDIO_SUFFIXES)})"
+            empty.append((folder, message))
+        files.extend(found)
+    return files, empty
 
 
 def _fold_number(path: Path) -> tuple[int, str]:
