@@ -84,9 +84,12 @@ def table(shown: Any) -> str:
                 _text(figures.get(key), number=True) for key, _ in HEADLINE])
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
     left = len(head) - len(HEADLINE)          # names, params and the cell: left-aligned
-    return "\n".join("  ".join(cell.ljust(w) if i < left else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
-                     for line in [head, *body])
+
+    def row(line: list[str]) -> str:
+        return "  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+
+    return "\n".join(row(line) for line in [head, *body])
 
 
 def _text(value: Any, number: bool = False) -> str:
