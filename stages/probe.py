@@ -9,9 +9,9 @@ group side by side), plots/latents/<variant>-<subset>-{projections,probes}.png.
 from speech_emotion import atomic, labels, stage
 from speech_emotion.figures import PNG_METADATA, plt
 from speech_emotion.folds import from_split, subset_table
+from speech_emotion.latents import group_columns, read_latents
 from speech_emotion.paths import DATA_CSV, LATENT_PLOTS, cell, metrics_file, model_dir
 from speech_emotion.probe import groups_figure, probe_cell, projection_figure
-from speech_emotion.representation import group_columns, read_latents
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion import representation
+from speech_emotion import latents as latents_module, representation
 from speech_emotion.folds import make_folds, split_rows
 from speech_emotion.models.fhvae import FHVAE, FHVAEConfig
 from speech_emotion.models.vae import BetaVAE, BetaVAEConfig, reparameterise
@@ -135,7 +135,7 @@ def test_latent_table_lines_up_with_data_csv(data, variant):
     strong = table[table["intensity_name"] == "strong"]
     latents = cell.results[0].latents
     assert latents["stem"].tolist() == strong["stem"].tolist()
-    groups = representation.group_columns(latents)
+    groups = latents_module.group_columns(latents)
     assert tuple(groups) == representation.GROUPS[variant]
     assert np.isfinite(latents[sum(groups.values(), [])].to_numpy()).all()
 

@@ -36,8 +36,8 @@ from threadpoolctl import threadpool_limits
 from . import metrics
 from .figures import plt
 from .folds import Fold, split_rows
+from .latents import group_columns
 from .ravdess import SUBSETS
-from .representation import group_columns
 
 
 class ProbeError(ValueError):

@@ -36,6 +36,7 @@ from . import checkpoint
 from .device import select_device
 from .figures import plt
 from .folds import Fold, fold_record, from_split, split_rows, subset_rows
+from .latents import latent_table, latents_path
 from .models.fhvae import FHVAE, UNLABELLED, FHVAEConfig
 from .models.vae import BetaVAE, BetaVAEConfig
 from .normalisation import fit_normalisation, normalise
@@ -180,22 +181,8 @@ def logmel_stats(features: np.ndarray, statistics: list[str]) -> dict[str, np.nd
                                     axis=1)}
 
 
-def latent_table(stems: pd.Series, groups: dict[str, np.ndarray]) -> pd.DataFrame:
-    """`stem` plus `<group>_<i>` columns, one row per utterance, rounded for stable files."""
-    columns = {"stem": stems.to_numpy()}
-    for name, values in groups.items():
-        for i in range(values.shape[1]):
-            columns[f"{name}_{i}"] = np.round(values[:, i].astype(np.float64), 6)
-    return pd.DataFrame(columns)
 
 
-def group_columns(latents: pd.DataFrame) -> dict[str, list[str]]:
-    """Group name -> its columns, in the table's order."""
-    groups: dict[str, list[str]] = {}
-    for column in latents.columns:
-        if column != "stem":
-            groups.setdefault(column.rsplit("_", 1)[0], []).append(column)
-    return groups
 
 
 # ---------------------------------------------------------------- one fold
@@ -308,9 +295,6 @@ def represent_cell(variant: str, subset: str, table: pd.DataFrame, features: np.
     return CellRepresentations(sub, folds, results)
 
 
-def latents_path(model_dir: str | Path, fold_number: int) -> Path:
-    """`models/<variant>-<subset>/fold<k>.csv`: the latent table of one fold."""
-    return Path(model_dir) / f"fold{fold_number}.csv"
 
 
 def write_cell(out_dir: Path, cell: CellRepresentations) -> None:
@@ -325,16 +309,6 @@ def write_cell(out_dir: Path, cell: CellRepresentations) -> None:
                 out_dir / f"fold{fold.number}_history.csv", index=False, lineterminator="\n")
 
 
-def read_latents(model_dir: str | Path, folds: list[Fold]) -> dict[int, pd.DataFrame]:
-    """Fold number -> latent table, for the folds given; a clear error when one is missing."""
-    out = {}
-    for fold in folds:
-        path = latents_path(model_dir, fold.number)
-        if not path.is_file():
-            raise RepresentError(f"{path}: no latent table for fold {fold.number}; "
-                                 "run the represent stage with the same split params")
-        out[fold.number] = pd.read_csv(path, dtype={"stem": str})
-    return out
 
 
 def reconstruction_figure(cell: CellRepresentations, variant: str, per_emotion: int = 1,
