@@ -93,3 +93,12 @@ def test_only_the_cells_of_params_go_into_the_table(tmp_path):
         tmp_path / "old_model-all.json"]
     with pytest.raises(ReportError, match="cnn-strong.json: no metrics for this cell"):
         report.read_rows(tmp_path, ["cnn-all", "cnn-strong"])
+
+
+def test_the_readme_default_table_is_the_committed_run():
+    """The README's default-run table is reports/results.md of the run committed in
+    dvc.lock, copied, never typed: a table that drifted from the lock fails here."""
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "reports/results.md").read_text(encoding="utf-8").split("\n\n")[1]
+    assert table.startswith("| model | subset | folds |")
+    assert table in (root / "README.md").read_text(encoding="utf-8")
