@@ -1,6 +1,7 @@
 """The aggregate results table over metrics/*.json."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
