@@ -179,7 +179,9 @@ class FeatureParams(Section):
     top_db: float
     batch_size: int
 
-    def __post_init__(self):                 # features.check_settings says the same at use
+    def __post_init__(self):                 # every FeatureParams, whatever made it
+        if self.kind not in ("logmel", "mfcc"):  # a hand-made one skips convert's Literal
+            raise FieldError("kind", self.kind, "must be logmel or mfcc")
         _at_least(self, 1, "sample_rate", "n_fft", "hop_length", "n_mels", "batch_size")
         _positive(self, "duration_s", "trim_db", "top_db")
         _at_least(self, 0, "offset_s", "f_min")
@@ -190,13 +192,28 @@ class FeatureParams(Section):
         if not self.f_min < self.f_max <= nyquist:
             raise FieldError("f_max", self.f_max, f"must be above f_min ({self.f_min}) and "
                              f"at most sample_rate / 2 ({nyquist:g})")
-        clip = round(self.duration_s * self.sample_rate)
+        clip = n_samples(self)
         if clip <= self.n_fft:
             raise FieldError("duration_s", self.duration_s, f"gives {clip} samples; a clip must "
                              f"be longer than n_fft ({self.n_fft})")
         if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
             raise FieldError("n_mfcc", self.n_mfcc,
                              f"must be in 1..n_mels (n_mels = {self.n_mels}) with kind: mfcc")
+
+
+def n_samples(params: FeatureParams) -> int:
+    """Length of every clip, in samples at `params.sample_rate`."""
+    return round(params.duration_s * params.sample_rate)
+
+
+def n_frames(params: FeatureParams) -> int:
+    """Frames T of every feature matrix (centred STFT frames)."""
+    return 1 + n_samples(params) // params.hop_length
+
+
+def n_bins(params: FeatureParams) -> int:
+    """Feature bins F: n_mels for log-mel, n_mfcc for MFCC."""
+    return params.n_mels if params.kind == "logmel" else params.n_mfcc
 
 
 # ---------------------------------------------------------------- speaker-independent folds
@@ -332,8 +349,6 @@ MODEL_CONFIGS: dict[str, type] = {"cnn": CNNConfig, "cnn_transformer": CNNTransf
 
 
 # ---------------------------------------------------------------- training (classifiers)
-
-
 @dataclass(frozen=True)
 class SpecAugmentParams(Section):
     enabled: bool
@@ -583,8 +598,7 @@ def _check_across(s: dict[str, Any]) -> None:
     """Rules between sections, each stated where the code that needs it runs too; raises
     FieldError with the full dotted key. A rule about a cell only applies when the cell runs."""
     feats = s["features"]
-    frames = 1 + round(feats.duration_s * feats.sample_rate) // feats.hop_length  # n_frames
-    bins = feats.n_mels if feats.kind == "logmel" else feats.n_mfcc               # n_bins
+    frames, bins = n_frames(feats), n_bins(feats)
     shifts = s["evaluate"].shifts
     if any(abs(shift) >= frames for shift in shifts):   # training.check_shifts
         raise FieldError("evaluate.shifts", shifts, f"every shift must be shorter than the "

@@ -89,13 +89,7 @@ def build_model(variant: str, params: Any, n_mels: int, n_sequences: int,
                                      beta=p.beta))
     if variant in ("fhvae", "ss_fhvae"):
         p = getattr(params, variant)
-        supervised = variant == "ss_fhvae"
-        if supervised and p.supervised_weight <= 0:
-            raise RepresentError("represent.ss_fhvae.supervised_weight must be > 0 "
-                                 "(drop ss_fhvae from cells.variants to switch it off)")
-        if not supervised and p.supervised_weight != 0:
-            raise RepresentError("represent.fhvae.supervised_weight must be 0: fhvae is the "
-                                 "unsupervised model (ss_fhvae is the semi-supervised one)")
+        supervised = variant == "ss_fhvae"      # its weight > 0, fhvae's 0: RepresentParams
         config = FHVAEConfig(n_mels=n_mels, hidden=p.hidden, z1_dim=p.z1_dim, z2_dim=p.z2_dim,
                              z2_prior_std=p.z2_prior_std, mu2_prior_std=p.mu2_prior_std,
                              alpha=p.alpha, n_classes=n_classes if supervised else 0,
