@@ -18,8 +18,9 @@ def main() -> None:
                                      encoder)
     encoded.write(ENCODED, table, encodings, encode_params, weight_attrs)
     layers, _, dim = encodings[0].pooled.shape
+    length = "padded to 30 s" if encode_params.pad_30s else "real length"
     print(f"{ENCODED}: {len(encodings)} utterances x {layers} layers x {dim} dims "
-          f"(Whisper {encode_params.model}, {'30 s padded' if encode_params.pad_30s else 'real length'})")
+          f"(Whisper {encode_params.model}, {length})")
 
 
 if __name__ == "__main__":

@@ -43,9 +43,16 @@ from .atomic import atomic_path
 from .audio import AudioError
 from .params import EncodeParams
 from .pool import fork_pool
-from .store import (INDEX, INDEX_COLUMNS, NOT_FEATURE_DEFINING, FeatureSet, StoreError,
-                    index_records, plain)
 from .ravdess import CODE_COLUMNS
+from .store import (
+    INDEX,
+    INDEX_COLUMNS,
+    NOT_FEATURE_DEFINING,
+    FeatureSet,
+    StoreError,
+    index_records,
+    plain,
+)
 
 POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
 SAMPLE_RATE = 16000   # Whisper's
@@ -156,6 +163,13 @@ def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
                              track_times=False)
 
 
+def as_inputs(pooled: np.ndarray) -> np.ndarray:
+    """(N, L, 2, D) pooled statistics -> (N, 2D, L) a head's input: each dimension's mean,
+    then each one's std (F), for every layer (T)."""
+    n, layers, stats, dim = pooled.shape
+    return np.ascontiguousarray(pooled.transpose(0, 2, 3, 1).reshape(n, stats * dim, layers))
+
+
 def attr_names() -> list[str]:
     return [f.name for f in dataclasses.fields(EncodeParams)] + list(WEIGHT_ATTRS)
 
@@ -175,13 +189,12 @@ def read(path: str | Path) -> FeatureSet:
     missing = [key for key in attr_names() if key not in attrs]
     if missing:
         raise StoreError(f"{path}: attributes missing: {', '.join(missing)}; re-run encode")
-    n, layers, stats, dim = pooled.shape
-    inputs = pooled.transpose(0, 2, 3, 1).reshape(n, stats * dim, layers)  # (N, 2D, L)
+    inputs = as_inputs(pooled)                                         # (N, 2D, L)
     index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
     for column in ("path", "stem"):
         index[column] = index[column].str.decode("utf-8")
     index = index.astype({code: "int64" for code in CODE_COLUMNS})
-    return FeatureSet(np.ascontiguousarray(inputs), index, attrs)
+    return FeatureSet(inputs, index, attrs)
 
 
 def check_params(attrs: dict[str, Any], params: EncodeParams) -> None:

@@ -22,7 +22,7 @@ def path_of(model: str) -> Path:
 def read(model: str, table: pd.DataFrame, params: Params) -> store.FeatureSet:
     """The model's input rows for `table` (data.csv), made with the current params."""
     if model in HEAD_MODELS:
-        from . import encoded          # here: the log-mel models' stages need none of it
+        from . import encoded  # here: the log-mel models' stages need none of it
         feature_set = encoded.read(ENCODED)
     else:
         feature_set = store.read(FEATURES)
