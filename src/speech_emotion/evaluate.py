@@ -63,8 +63,8 @@ def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset:
                         f"(expected {list(SUBSETS[subset])})")
     differ = feature_differences(store_attrs, checkpoint.get("feature_params", {}))
     if differ:
-        problems.append(f"feature params differ from the input store's (file vs model: "
-                        f"{differ})")
+        store = "encoded.h5" if "weights_sha256" in store_attrs else "features.h5"
+        problems.append(f"feature params differ from {store} (file vs model: {differ})")
     if problems:
         raise EvaluateError(f"{path}: checkpoint does not match this cell: "
                             + "; ".join(problems) + ". Re-run its train stage.")
