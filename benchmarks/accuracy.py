@@ -39,7 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speech_emotion import checkpoint, evaluate, features, labels, metrics, params, store  # noqa: E402
+from speech_emotion import checkpoint, encoded, evaluate, features, labels, metrics, params, store  # noqa: E402
 from speech_emotion.folds import from_split, split_rows, subset_rows  # noqa: E402
 from speech_emotion.ravdess import SUBSETS  # noqa: E402
 from speech_emotion.sources.local import copy_corpus  # noqa: E402
@@ -47,7 +47,7 @@ from speech_emotion.training import train_cell  # noqa: E402
 
 import baselines  # noqa: E402
 
-NEURAL = ("cnn", "cnn_transformer")
+NEURAL = ("cnn", "cnn_transformer", *params.HEAD_MODELS)   # through train_cell / evaluate_cell
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,14 +75,21 @@ def baseline_predictions(name: str, x: np.ndarray, table: pd.DataFrame, subset: 
 
 def neural_metrics(name: str, table: pd.DataFrame, feature_set: store.FeatureSet,
                    subset: str, p: params.Params, workdir: Path) -> tuple[dict, float]:
+    """Test metrics of `name` trained on every fold, with `validation_ua`: the mean over
+    folds of the validation actors' UA (training actors held out; under train.monitor ua
+    or loss) on which a recipe is chosen, never on the test actors."""
     model_dir = workdir / f"{name}-{subset}"
     model_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train_cell(name, subset, p, table, feature_set.features, feature_set.attrs,
-               save=lambda k, ckpt: checkpoint.save(checkpoint.path_for(model_dir, k), ckpt),
-               progress=True)
+    summaries = train_cell(
+        name, subset, p, table, feature_set.features, feature_set.attrs,
+        save=lambda k, ckpt: checkpoint.save(checkpoint.path_for(model_dir, k), ckpt),
+        progress=True)
     seconds = time.perf_counter() - start
     result = evaluate.evaluate_cell(model_dir, subset, table, feature_set, p, progress=False)
+    validation = [s["validation"]["ua"] for s in summaries if s["validation"]]
+    if validation:
+        result.metrics["validation_ua"] = round(statistics.mean(validation), 4)
     return result.metrics, seconds
 
 
@@ -100,6 +107,23 @@ def cached_features(table: pd.DataFrame, raw: Path, p: params.Params, cache: Pat
             cache.mkdir(parents=True, exist_ok=True)
         store.write(path, table, matrix, p.features)                  # atomically
     return store.read(path)
+
+
+def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path | None,
+                   workdir: Path) -> store.FeatureSet:
+    """The encode stage's output for `table`, cached as `cached_features` does."""
+    settings = {k: v for k, v in asdict(p.encode).items()
+                if k not in store.NOT_FEATURE_DEFINING}
+    key = hashlib.sha256(json.dumps([settings, list(table["path"]), list(table["md5"])],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache / f"encoded-{key}.h5") if cache else workdir / "encoded.h5"
+    if not path.is_file():
+        encoder, weight_attrs = encoded.load_encoder(p.encode)
+        encodings = encoded.encode_files([raw / f for f in table["path"]], p.encode, encoder)
+        if cache:
+            cache.mkdir(parents=True, exist_ok=True)
+        encoded.write(path, table, encodings, p.encode, weight_attrs)   # atomically
+    return encoded.read(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         table = labels.build_table(raw, progress=True)
         print(f"{len(table)} utterances, actors {sorted(int(a) for a in table['actor'].unique())}",
               file=sys.stderr)
-        feature_set = None
-        if any(s in NEURAL for s in args.systems):
-            start = time.perf_counter()
-            feature_set = cached_features(table, raw, base, args.features_cache, workdir)
-            print(f"features: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        inputs = {}           # the log-mel features and the encoder's output, when used
+        for kind, read in (("features", cached_features), ("encoded", cached_encoded)):
+            if any(s in NEURAL and (s in params.HEAD_MODELS) == (kind == "encoded")
+                   for s in args.systems):
+                start = time.perf_counter()
+                inputs[kind] = read(table, raw, base, args.features_cache, workdir)
+                print(f"{kind}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
         for system in args.systems:
             x = (baselines.features_for(system, table, raw)
                  if system in baselines.BASELINES else None)
@@ -170,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                     if system in NEURAL:
                         models_dir = (args.keep_models / label if args.keep_models
                                       else workdir) / f"seed{seed}"
-                        result, seconds = neural_metrics(system, table, feature_set, subset, p,
+                        kind = "encoded" if system in params.HEAD_MODELS else "features"
+                        result, seconds = neural_metrics(system, table, inputs[kind], subset, p,
                                                          models_dir)
                         result["train_seconds"] = round(seconds, 1)
                         # the CPU kernels decide the float sums, so the bits of the weights

@@ -1,11 +1,12 @@
-"""evaluate@<model>-<subset> stage: score models/<model>-<subset>/fold<k>.pt on each fold's
-test actors -> metrics/<model>-<subset>.json, plots/confusion/<model>-<subset>.json."""
+"""evaluate@<model>-<subset> (and evaluate_head@<head>-<subset>) stage: score
+models/<model>-<subset>/fold<k>.pt on each fold's test actors -> metrics/<model>-<subset>.json,
+plots/confusion/<model>-<subset>.json."""
 
 import argparse
 
-from speech_emotion import atomic, labels, machine, params, stage, store
+from speech_emotion import atomic, inputs, labels, machine, params, stage
 from speech_emotion.evaluate import evaluate_cell
-from speech_emotion.paths import DATA_CSV, FEATURES, confusion_file, metrics_file, model_dir
+from speech_emotion.paths import DATA_CSV, confusion_file, metrics_file, model_dir
 
 
 def main() -> None:
@@ -14,8 +15,9 @@ def main() -> None:
     ap.add_argument("subset")
     args = ap.parse_args()
     p = params.load()                   # before any work
-    result = evaluate_cell(model_dir(args.model, args.subset), args.subset,
-                           labels.read_table(DATA_CSV), store.read(FEATURES), p)
+    table = labels.read_table(DATA_CSV)
+    result = evaluate_cell(model_dir(args.model, args.subset), args.subset, table,
+                           inputs.read(args.model, table, p), p)   # features.h5 or encoded.h5
     # what ran it (CPU, kernels, versions, pins): dvc exp show can then explain a difference
     atomic.write_json(metrics_file(args.model, args.subset),
                       {**result.metrics, "machine": machine.describe()})

@@ -9,7 +9,7 @@ from speech_emotion.paths import EXTERNAL_METRICS, METRICS, RESULTS, cell
 
 def main() -> None:
     p = params.load()
-    cells = ([cell(m, s) for m in p.cells.models for s in p.cells.subsets]
+    cells = ([cell(m, s) for m in p.cells.models + p.cells.heads for s in p.cells.subsets]
              + [cell(v, s) for v in p.cells.variants for s in p.cells.variant_subsets])
     rows = report.read_rows(METRICS, cells)
     text = "# Results\n\n" + report.markdown(rows, report.read_external(EXTERNAL_METRICS, cells))

@@ -1,5 +1,7 @@
-"""train@<model>-<subset> stage: train one model on one intensity subset, every fold in
-split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ (dvclive).
+"""train@<model>-<subset> (and train_head@<head>-<subset>) stage: train one model on one
+intensity subset, every fold in split.folds -> models/<model>-<subset>/fold<k>.pt,
+logs/train/<model>-<subset>/ (dvclive). A head over the pretrained encoder reads
+encoded.h5 instead of features.h5.
 
     python stages/train.py cnn all
     torchrun --nproc_per_node 2 stages/train.py cnn all     # DistributedDataParallel
@@ -7,16 +9,16 @@ split.folds -> models/<model>-<subset>/fold<k>.pt, logs/train/<model>-<subset>/ 
 
 from dvclive import Live
 
-from speech_emotion import atomic, checkpoint, labels, machine, stage, store, training
+from speech_emotion import atomic, checkpoint, inputs, labels, machine, stage, training
 from speech_emotion.device import is_main_process
-from speech_emotion.paths import DATA_CSV, FEATURES, TRAIN_LOGS, cell, model_dir
+from speech_emotion.paths import DATA_CSV, TRAIN_LOGS, cell, model_dir
 
 
 def main() -> None:
     model, subset, p = stage.cell_arguments(__doc__, "model", threads=lambda p: p.train.threads)
     name = cell(model, subset)
     table = labels.read_table(DATA_CSV)
-    feature_set = store.read_aligned(FEATURES, table, p.features)   # rows of data.csv
+    feature_set = inputs.read(model, table, p)   # features.h5 or encoded.h5, rows of data.csv
     features = feature_set.features
 
     if not is_main_process():      # torchrun ranks > 0 train, rank 0 writes

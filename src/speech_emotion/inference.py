@@ -61,12 +61,17 @@ def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
     order is `checkpoint["labels"]`. `model` comes from `checkpoint.load_model`.
     `shifts` (`evaluate.shifts`): each utterance is scored as copies shifted in time by
     these many frames, and their probabilities are averaged (test-time augmentation: the
-    conv stack's pooling grid sees each copy at another phase).
+    conv stack's pooling grid sees each copy at another phase); not for a head, whose
+    input has no time axis.
     """
+    from .models import time_axis
+
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     n_bins = checkpoint["normalisation"]["mean"].shape[0]
     if x.ndim != 3 or x.shape[1] != n_bins:
         raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (N, {n_bins}, T)")
+    if not time_axis(model):       # a head: T is the encoder's layers, nothing to shift
+        shifts = (0,)
     check_shifts(shifts, x.shape[-1])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     probabilities = [torch.softmax(logits_of(model, normalise(shift_frames(x, s) if s else x,

@@ -4,6 +4,9 @@
     -> optional per-utterance centring (`train.utterance_norm`: none | level | bins)
     -> minus the per-bin mean, over the per-bin std (F,), both fitted on the training
        actors' rows only and stored in the checkpoint (`normalisation`)
+
+A head's input (encoded.h5: T is the encoder's layers, not time) gets statistics per bin
+and layer, (F, T), instead (`per_frame`).
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ def centre_utterances(features: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def fit_normalisation(features: np.ndarray | torch.Tensor,
-                      utterance: str = "none") -> dict[str, Any]:
+                      utterance: str = "none", per_frame: bool = False) -> dict[str, Any]:
     """Per-bin mean and std (F,) over every frame of `features` (N, F, T), after
-    `centre_utterances(features, utterance)`, which `normalise` then applies first."""
+    `centre_utterances(features, utterance)`, which `normalise` then applies first;
+    `per_frame`: per bin and frame (F, T), over the utterances only."""
     x = centre_utterances(torch.as_tensor(features, dtype=torch.float64), utterance)
-    mean = x.mean(dim=(0, 2))
-    std = x.std(dim=(0, 2)).clamp(min=STD_FLOOR)
+    over = (0,) if per_frame else (0, 2)
+    mean = x.mean(dim=over)
+    std = x.std(dim=over).clamp(min=STD_FLOOR)
     stats: dict[str, Any] = {"mean": mean.float(), "std": std.float()}
     if utterance != "none":
         stats["utterance"] = utterance
@@ -47,6 +52,8 @@ def normalise(features: torch.Tensor, normalisation: dict[str, Any]) -> torch.Te
     """(B, F, T) -> (B, F, T): the utterance's own centring (if the statistics were fitted
     with one), then zero mean and unit variance per bin (training statistics)."""
     features = centre_utterances(features, normalisation.get("utterance", "none"))
-    mean = normalisation["mean"].to(features.device)[:, None]
-    std = normalisation["std"].to(features.device)[:, None]
+    mean = normalisation["mean"].to(features.device)       # (F,) or, per frame, (F, T)
+    std = normalisation["std"].to(features.device)
+    if mean.ndim == 1:
+        mean, std = mean[:, None], std[:, None]
     return (features - mean) / std

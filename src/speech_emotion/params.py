@@ -272,11 +272,13 @@ class CellsParams(Section):
 
     models: list[str]            # classifiers (train@ / evaluate@): sections of params.yaml
     subsets: list[str]           # intensity subsets of the classifiers
+    heads: list[str]             # heads over the pretrained encoder (train_head@ / evaluate_head@)
     variants: list[Literal["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"]]  # represent@ / probe@
     variant_subsets: list[str]   # intensity subsets of the representations
 
     def __post_init__(self):
-        for key, values, known in (("models", self.models, MODEL_CONFIGS),
+        for key, values, known in (("models", self.models, FEATURE_MODELS),
+                                   ("heads", self.heads, HEAD_MODELS),
                                    ("subsets", self.subsets, SUBSETS),
                                    ("variant_subsets", self.variant_subsets, SUBSETS)):
             unknown = [v for v in values if v not in known]
@@ -345,7 +347,35 @@ def _deltas(config: Any) -> None:
 
 # model name -> its config; the name is also its params.yaml section and its module in
 # speech_emotion.models (which maps the same names to the nn.Module classes)
-MODEL_CONFIGS: dict[str, type] = {"cnn": CNNConfig, "cnn_transformer": CNNTransformerConfig}
+@dataclass(frozen=True)
+class WhisperMLPConfig(Section):
+    """`whisper_mlp`: a learnt weighting of the encoder's layers, then an MLP, over each
+    layer's statistics pooled over the utterance (models/whisper_mlp.py; EmoBox's head)."""
+
+    layers: str | list[int]   # all: a softmax-weighted sum of every hidden state (the input
+                              # to block 1 and each block's output); or the indices to weigh
+                              # ([-1]: the last layer alone)
+    statistics: list[Literal["mean", "std"]]  # of each layer's frames: [mean] is EmoBox's
+    hidden: int               # MLP width
+    dropout: float            # on the weighted statistics and the hidden layer
+
+    def __post_init__(self):
+        if isinstance(self.layers, str) and self.layers != "all":
+            raise FieldError("layers", self.layers, "must be all or a list of layer indices")
+        if isinstance(self.layers, list) and (not self.layers
+                                              or len(set(self.layers)) != len(self.layers)):
+            raise FieldError("layers", self.layers, "must be all or distinct layer indices")
+        if not self.statistics or len(set(self.statistics)) != len(self.statistics):
+            raise FieldError("statistics", self.statistics, "must be mean, std or both, once each")
+        _at_least(self, 1, "hidden")
+        _probability(self, "dropout")
+
+
+# Classifiers of the log-mel features (features.h5) and heads of the encoder's output
+# (encoded.h5); each name is also its params.yaml section.
+FEATURE_MODELS: dict[str, type] = {"cnn": CNNConfig, "cnn_transformer": CNNTransformerConfig}
+HEAD_MODELS: dict[str, type] = {"whisper_mlp": WhisperMLPConfig}
+MODEL_CONFIGS: dict[str, type] = {**FEATURE_MODELS, **HEAD_MODELS}
 
 
 # ---------------------------------------------------------------- training (classifiers)
@@ -572,10 +602,29 @@ class ExternalParams(Section):
             raise FieldError("corpora", names, f"names must be distinct; twice: {twice}")
 
 
+@dataclass(frozen=True)
+class EncodeParams(Section):
+    """`encode`: the pretrained encoder's output for every utterance (stage encode)."""
+
+    model: str                   # Whisper weights: a name with a recorded sha256 (base), or a
+                                 # CTranslate2 model folder (model.bin, config.json, vocabulary)
+    pad_30s: bool                # zero-pad each utterance to Whisper's 30 s window (as trained)
+    frames: Literal["none", "last"]  # frame-level output stored besides the pooled statistics
+    workers: int                 # processes, one thread each; 0: one per core
+    download: bool               # true: faster-whisper may fetch the weights when no copy is
+                                 # found locally or in a package
+
+    def __post_init__(self):
+        if not self.model.strip():
+            raise FieldError("model", self.model, "must name weights (base) or a folder")
+        _at_least(self, 0, "workers")
+
+
 SECTIONS: dict[str, type] = {
     "cells": CellsParams,
     "data": DataParams,
     "features": FeatureParams,
+    "encode": EncodeParams,
     "split": SplitParams,
     "describe": DescribeParams,
     "represent": RepresentParams,

@@ -13,6 +13,7 @@ RAW = Path("data/raw/ravdess")              # download: Actor_NN/03-01-*.wav|fla
 DOWNLOADS = Path("data/downloads")          # the verified Zenodo archive (git-ignored, no DVC out)
 DATA_CSV = Path("data/interim/data.csv")    # labels
 FEATURES = Path("data/processed/features.h5")
+ENCODED = Path("data/processed/encoded.h5")  # encode: the pretrained encoder's output
 FIGURES = Path("reports/figures")           # describe
 SUMMARY = Path("reports/summary.json")
 RESULTS = Path("reports/results.md")        # report

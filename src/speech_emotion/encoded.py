@@ -1,0 +1,207 @@
+"""The pretrained encoder's output for every utterance: `data/processed/encoded.h5`.
+
+    file --audio.read, mono, 16 kHz (features.to_model_rate)--> (S,) the whole utterance
+         --encoders.whisper.Encoder--> (L, T, D) every hidden state, T = 50 a second
+         --mean and std over the T frames of each layer--> (L, 2, D)
+
+HDF5 layout (beside features.h5, the same row order and /index):
+
+    /                 attributes: every `encode` param, the weights' sha256, the encoder's
+                      n_states (L) and d_model (D)
+    /index            compound (N,): path, stem and the seven codes of each row (store.py)
+    /pooled           float32 (N, L, 2, D): each layer's mean and std over the row's frames
+    /lengths          int32 (N,): encoder frames of each row (about 50 a second)
+    /offsets          int64 (N + 1,): row i's frames are /frames[offsets[i]:offsets[i + 1]]
+    /frames           float16 (sum of lengths, D): the last layer's frames (encode.frames: last)
+
+Heads read /pooled as features (N, F, T) = (N, 2D, L): mean then std of each dimension
+(F), for each layer (T), so the classifiers' training, scoring and checkpoint code serve
+them unchanged. With `pad_30s` the encoder sees 30 s, but only the frames of the real
+utterance are pooled and stored (the rest encode the padding).
+
+Byte-stable: one utterance per call (no batch padding), one thread per worker process,
+rows written in table order, no timestamps: the same files, params and weights give the
+same bytes on one machine, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from . import audio, features
+from .atomic import atomic_path
+from .audio import AudioError
+from .params import EncodeParams
+from .pool import fork_pool
+from .ravdess import CODE_COLUMNS
+from .store import (
+    INDEX,
+    INDEX_COLUMNS,
+    NOT_FEATURE_DEFINING,
+    FeatureSet,
+    StoreError,
+    index_records,
+    plain,
+)
+
+POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
+SAMPLE_RATE = 16000   # Whisper's
+# Attributes that are not encode params but define the output: a head trained on one
+# store is refused on a store made with other weights (store.feature_differences).
+WEIGHT_ATTRS = ("weights_sha256", "n_states", "d_model")
+
+
+@dataclasses.dataclass
+class Encoding:
+    """One utterance: every layer's pooled statistics, and the last layer's frames."""
+
+    pooled: np.ndarray            # (L, 2, D) float32: mean, std over frames
+    frames: np.ndarray | None     # (T, D) float16, or None
+
+
+def load_encoder(params: EncodeParams, device: str | torch.device = "cpu"):
+    """The encoder and its weights' attributes, from `weights.resolve(params.model)`."""
+    from .encoders import weights, whisper
+
+    folder = weights.resolve(params.model, download=params.download)
+    encoder = whisper.Encoder(folder, pad_30s=params.pad_30s, device=device)
+    attrs = {"weights_sha256": weights.file_sha256(folder / "model.bin"),
+             "n_states": encoder.n_states, "d_model": encoder.d_model}
+    return encoder, attrs
+
+
+def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
+    """(S,) at 16 kHz -> Encoding; statistics in float64 over the real-length frames."""
+    from .encoders.whisper import encoder_frames
+
+    states = encoder(wave.float())                                   # (L, T', D)
+    states = states[:, : encoder_frames(len(wave))].double()         # the utterance's frames
+    pooled = torch.stack([states.mean(dim=1), states.std(dim=1, correction=0)], dim=1)
+    frames = states[-1].numpy().astype(np.float16) if keep_frames else None
+    return Encoding(pooled.float().numpy(), frames)                  # (L, 2, D)
+
+
+def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
+    """Read, mix down, resample to 16 kHz and encode one file; AudioError names it."""
+    data, rate = audio.read(path)
+    wave = features.to_model_rate(data, rate, SAMPLE_RATE)
+    if len(wave) < 400:
+        raise AudioError(f"{path}: {len(wave)} samples at 16 kHz; the encoder needs at least "
+                         "400 (25 ms)")
+    encoding = encode_wave(encoder, wave, keep_frames)
+    if not np.isfinite(encoding.pooled).all():
+        raise AudioError(f"{path}: the encoder's output is not finite")
+    return encoding
+
+
+_job: dict = {}
+
+
+def _worker(i: int) -> tuple[int, Encoding | str]:
+    torch.set_num_threads(1)
+    try:
+        return i, encode_file(_job["paths"][i], _job["encoder"], _job["keep_frames"])
+    except AudioError as err:
+        return i, str(err)
+
+
+def encode_files(paths: Sequence[str | Path], params: EncodeParams, encoder,
+                 progress: bool = True) -> list[Encoding]:
+    """Encodings of each file, in order; AudioError naming the first bad file.
+    `params.workers` forked processes (0: one per core), each on one thread."""
+    workers = params.workers or features.default_workers()
+    workers = min(workers, len(paths))
+    _job.update(paths=[Path(p) for p in paths], encoder=encoder,
+                keep_frames=params.frames == "last")
+    out: list[Encoding | None] = [None] * len(paths)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tqdm(total=len(paths), unit="utt", desc="encode", disable=not progress) as bar, \
+                (fork_pool(workers) if workers > 1 else contextlib.nullcontext()) as pool:
+            results = (pool.imap(_worker, range(len(paths)), chunksize=4) if pool is not None
+                       else map(_worker, range(len(paths))))
+            for i, result in results:
+                if isinstance(result, str):
+                    raise AudioError(result)
+                out[i] = result
+                bar.update(1)
+    finally:
+        torch.set_num_threads(before)
+        _job.clear()
+    return out  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- the store
+def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
+          params: EncodeParams, weight_attrs: dict[str, Any]) -> None:
+    """encoded.h5 for the rows of `table` (data.csv), atomically."""
+    if len(table) != len(encodings):
+        raise StoreError(f"{len(table)} rows but {len(encodings)} encodings")
+    pooled = np.stack([e.pooled for e in encodings]).astype(np.float32)  # (N, L, 2, D)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in {**dataclasses.asdict(params), **weight_attrs}.items():
+            f.attrs[key] = value
+        f.create_dataset(INDEX, data=index_records(table), track_times=False)
+        f.create_dataset(POOLED, data=pooled, track_times=False)
+        if params.frames == "last":
+            lengths = np.array([len(e.frames) for e in encodings], dtype=np.int32)
+            offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+            f.create_dataset(LENGTHS, data=lengths, track_times=False)
+            f.create_dataset(OFFSETS, data=offsets, track_times=False)
+            f.create_dataset(FRAMES, data=np.concatenate([e.frames for e in encodings]),
+                             track_times=False)
+
+
+def as_inputs(pooled: np.ndarray) -> np.ndarray:
+    """(N, L, 2, D) pooled statistics -> (N, 2D, L) a head's input: each dimension's mean,
+    then each one's std (F), for every layer (T)."""
+    n, layers, stats, dim = pooled.shape
+    return np.ascontiguousarray(pooled.transpose(0, 2, 3, 1).reshape(n, stats * dim, layers))
+
+
+def attr_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(EncodeParams)] + list(WEIGHT_ATTRS)
+
+
+def read(path: str | Path) -> FeatureSet:
+    """/pooled as features (N, 2D, L), its index and its attributes."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no encoder output; run the encode stage (dvc repro encode)")
+    try:
+        with h5py.File(path, "r") as f:
+            pooled = f[POOLED][()]                                     # (N, L, 2, D)
+            records = f[INDEX][()]
+            attrs = {key: plain(f.attrs[key]) for key in attr_names() if key in f.attrs}
+    except (OSError, KeyError) as err:
+        raise StoreError(f"{path}: not an encoder output file ({err})") from None
+    missing = [key for key in attr_names() if key not in attrs]
+    if missing:
+        raise StoreError(f"{path}: attributes missing: {', '.join(missing)}; re-run encode")
+    inputs = as_inputs(pooled)                                         # (N, 2D, L)
+    index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
+    for column in ("path", "stem"):
+        index[column] = index[column].str.decode("utf-8")
+    index = index.astype({code: "int64" for code in CODE_COLUMNS})
+    return FeatureSet(inputs, index, attrs)
+
+
+def check_params(attrs: dict[str, Any], params: EncodeParams) -> None:
+    """Refuse a store made with other encode params than the current ones."""
+    differ = [f"{key}: file has {attrs.get(key)!r}, params say {value!r}"
+              for key, value in dataclasses.asdict(params).items()
+              if key not in NOT_FEATURE_DEFINING and attrs.get(key) != value]
+    if differ:
+        raise StoreError("encoded.h5 was made with other encode params (" + "; ".join(differ)
+                         + "); re-run the encode stage (dvc repro encode)")

@@ -1,0 +1,55 @@
+"""A head over a frozen pretrained encoder: a learnt weighting of its layers, then an MLP.
+
+EmoBox's recipe (and SUPERB's weighted sum): each utterance's hidden states, pooled over
+its frames, are mixed with softmax weights learnt per layer, then classified:
+
+    x (B, F = 2D, L): per-layer mean and std of the D-dim states (encoded.h5 /pooled),
+                      normalised with training statistics
+    -> the configured statistics ([mean] or [mean, std])  (B, S*D, L)
+    -> the configured layers (all, or the given indices)   (B, S*D, L')
+    -> sum over layers with softmax(w) (L',)                (B, S*D)
+    -> dropout, Linear(S*D, hidden), ReLU, dropout, Linear(hidden, n_classes)  (B, C)
+
+Mean pooling after the weighted sum equals the weighted sum of the layers' means, so the
+pooled statistics are all the head needs. Its input has no time axis (`time_axis`):
+test-time shifts and time-domain augmentation do not apply.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..params import WhisperMLPConfig
+
+
+class WhisperMLP(nn.Module):
+    time_axis = False
+
+    def __init__(self, config: WhisperMLPConfig, n_features: int, n_classes: int,
+                 n_layers: int):
+        super().__init__()
+        if n_features % 2:
+            raise ValueError(f"whisper_mlp: {n_features} input features; expected the mean "
+                             "and std of each encoder dimension (an even number)")
+        dim = n_features // 2
+        layers = list(range(n_layers)) if config.layers == "all" else list(config.layers)
+        if any(not -n_layers <= i < n_layers for i in layers):
+            raise ValueError(f"whisper_mlp.layers {config.layers}: the encoder has "
+                             f"{n_layers} hidden states (0..{n_layers - 1}, or -1 for the last)")
+        self.register_buffer("layers", torch.tensor([i % n_layers for i in layers]),
+                             persistent=False)
+        stats = {"mean": slice(0, dim), "std": slice(dim, 2 * dim)}
+        self.register_buffer("features", torch.cat([torch.arange(n_features)[stats[s]]
+                                                    for s in config.statistics]),
+                             persistent=False)
+        self.layer_weights = nn.Parameter(torch.zeros(len(layers)))   # softmax: uniform at start
+        self.mlp = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(len(self.features), config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:           # (B, 2D, L)
+        x = x[:, self.features][..., self.layers]                  # (B, S*D, L')
+        x = (x * torch.softmax(self.layer_weights, dim=0)).sum(-1)  # (B, S*D)
+        return self.mlp(x)                                         # (B, C)

