@@ -1,4 +1,4 @@
-"""external stage: every classifier cell of params.yaml (models/<model>-<subset>/, its fold
+"""external stage: every classifier and head cell of params.yaml (models/<model>-<subset>/, its fold
 models averaged as predict does) on each labelled corpus of external.corpora, over the
 classes the two share -> metrics/external/<corpus>/<model>-<subset>.json and
 plots/external/<corpus>/<model>-<subset>.json (confusion records). With no corpora (the
@@ -18,7 +18,7 @@ def main() -> None:
             print("external: external.corpora is empty; nothing to score")
             return
         cells = [external.load_cell(cell(m, s), model_dir(m, s))
-                 for m in p.cells.models for s in p.cells.subsets]
+                 for m in p.cells.models + p.cells.heads for s in p.cells.subsets]
         for corpus_params in corpora:
             with external.open_corpus(corpus_params, progress=True) as corpus:
                 print(f"external: {corpus.name}: {len(corpus.recordings)} recordings of "

@@ -279,8 +279,9 @@ def load_cell(name: str, folder: Path) -> Cell:
     from . import features, predict
 
     models = predict.load_cell_models(folder)
-    return Cell(name, models.labels, models.folds,
-                (models, features.Extractor(models.feature_params)))
+    extractor = (predict.head_encoder(models) if models.head     # Whisper, then the head
+                 else features.Extractor(models.feature_params))
+    return Cell(name, models.labels, models.folds, (models, extractor))
 
 
 def probabilities_of(cell: Cell, path: Path, shifts: Sequence[int]) -> np.ndarray:
