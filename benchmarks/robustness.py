@@ -36,10 +36,11 @@ import numpy as np
 import torch
 from scipy import signal
 
-from speech_emotion import features, labels, metrics, paths
+from speech_emotion import features, labels, metrics, paths, predict
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import subset_table
 from speech_emotion.inference import predict_proba
+from speech_emotion.params import HEAD_MODELS
 from speech_emotion.predict import feature_params_of
 
 Condition = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]  # (S,) -> (S,)
@@ -85,7 +86,10 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
     model.eval()
     record = checkpoint["fold"]
     test_actors = sorted(int(a) for a in record["test_actors"])
-    params = feature_params_of(checkpoint, checkpoint_path)
+    head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
+    # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
+    params = (argparse.Namespace(**vars(predict.ENCODER_FRONT), trim_db=40.0) if head
+              else feature_params_of(checkpoint, checkpoint_path))
     rows = subset_table(table, checkpoint["subset"])
     rows = rows[rows["actor"].isin(test_actors)].reset_index(drop=True)
     if limit:
@@ -95,17 +99,23 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
     log(f"{checkpoint_path.name}: fold {record['number']}, test actors {test_actors}, "
         f"{len(rows)} utterances", file=sys.stderr)
     waves = [features.load_wave(raw / path, params.sample_rate).numpy() for path in rows["path"]]
-    extractor = features.Extractor(params)
+    if head:
+        encoder = predict.head_encoder(checkpoint["feature_params"])
+    else:
+        extractor = features.Extractor(params)
     ua = {}
     for name, change in conditions(params).items():
-        clips = []
-        for i, wave in enumerate(waves):
-            rng = np.random.default_rng([seed, int(record["number"]), i])
-            clips.append(features.fix_length(torch.from_numpy(change(wave, params.sample_rate,
-                                                                     rng)), params))
-        with torch.inference_mode():
-            feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))          # (N, F, T)
-                               for i in range(0, len(clips), 64)])
+        changed = [torch.from_numpy(change(wave, params.sample_rate,
+                                           np.random.default_rng([seed, int(record["number"]), i])))
+                   for i, wave in enumerate(waves)]
+        if head:           # the whole utterance through the encoder, as the encode stage
+            feats = torch.from_numpy(np.concatenate(
+                [predict.encoder_inputs(wave, encoder) for wave in changed]))   # (N, 2D, L)
+        else:
+            clips = [features.fix_length(wave, params) for wave in changed]
+            with torch.inference_mode():
+                feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))      # (N, F, T)
+                                   for i in range(0, len(clips), 64)])
         proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
         predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
         ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]

@@ -279,7 +279,7 @@ def load_cell(name: str, folder: Path) -> Cell:
     from . import features, predict
 
     models = predict.load_cell_models(folder)
-    extractor = (predict.head_encoder(models) if models.head     # Whisper, then the head
+    extractor = (predict.head_encoder(models.encode_attrs) if models.head   # Whisper, then head
                  else features.Extractor(models.feature_params))
     return Cell(name, models.labels, models.folds, (models, extractor))
 
