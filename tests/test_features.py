@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +119,28 @@ def test_resampling_equals_torchaudio_in_float64(orig_rate, new_rate):
         assert got.shape == tuple(expected.shape) and got.dtype == np.float64
         np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("orig_rate, new_rate", [(44100, 16000), (11025, 8000), (8000, 11025),
+                                                 (96000, 16000)])
+def test_the_sparse_form_equals_torchaudio_too(orig_rate, new_rate):
+    """Rates whose reduced ratio is large (TESS's 24414 Hz: 12207 to 8000) take the sparse
+    form, which evaluates torchaudio's weights at their nonzero taps only; on ratios where
+    both forms run it gives torchaudio's output, and 24414 Hz takes milliseconds, not the
+    half minute and 4 GB of torchaudio's kernel."""
+    rng = np.random.default_rng(1)
+    lengths = (orig_rate // 10, orig_rate // 10 + 1, int(rng.integers(orig_rate, 3 * orig_rate)))
+    for length in lengths:
+        wave = rng.uniform(-1, 1, length)
+        expected = torchaudio.functional.resample(torch.from_numpy(wave), orig_rate, new_rate)
+        got = features._resample_sparse(wave, orig_rate, new_rate)
+        assert got.shape == tuple(expected.shape)
+        np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-12)
+    assert 12207 * 8000 > features.POLYPHASE_MAX >= 441 * 160      # 24414 sparse, 44.1 kHz not
+    start = time.perf_counter()
+    tess = features.resample(tone(2.0, rate=24414, freq=440.0), 24414, 16000)
+    assert time.perf_counter() - start < 2.0
+    assert tess.shape == (32000,) and dominant_hz(tess, 16000) == pytest.approx(440.0, abs=1.0)
 
 def test_features_are_on_the_db_grid(feature_params):
     """Every value is a whole multiple of DB_STEP, exact in float32; the rounding moves a

@@ -79,8 +79,11 @@ def resample(wave: np.ndarray | torch.Tensor, orig_rate: int, new_rate: int) -> 
     `X` (after torchaudio's `width` zeros of padding), and the kernel `(n, K)` cut into
     blocks `W[m]` of o taps, output block i (n samples) is `sum_m X[i + m] @ W[m]`.
     """
-    o, n, width, weights = _polyphase_kernel(orig_rate, new_rate)
     wave = np.asarray(wave, dtype=np.float64)
+    gcd = math.gcd(orig_rate, new_rate)
+    if (orig_rate // gcd) * (new_rate // gcd) > POLYPHASE_MAX:
+        return _resample_sparse(wave, orig_rate, new_rate)
+    o, n, width, weights = _polyphase_kernel(orig_rate, new_rate)
     frames, taps = wave.shape[0], weights.shape[0]
     blocks = frames // o + 1                                    # torchaudio's conv1d outputs
     padded = np.zeros((blocks + taps - 1) * o)
@@ -96,6 +99,52 @@ def resample(wave: np.ndarray | torch.Tensor, orig_rate: int, new_rate: int) -> 
     # The output length exactly as torchaudio computes it (a float32 ceil).
     length = int(torch.ceil(torch.as_tensor(n * frames / o, dtype=torch.float32)))
     return out.reshape(-1)[:length]
+
+
+# Rates whose ratio stays large after the gcd (TESS's 24414 Hz to 16 kHz: 12207 to 8000)
+# would make torchaudio's polyphase kernel (n, 2 width + o) huge (8000 x 12227 floats, 4 GB
+# and half a minute to build) though nearly all of it is zero; above this o * n the same
+# sinc weights are evaluated only where they are not (`_resample_sparse`).
+POLYPHASE_MAX = 1 << 18
+_SPARSE_CHUNK = 1 << 15        # output samples per step of `_resample_sparse`
+
+
+def _resample_sparse(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """torchaudio's windowed-sinc resampler (Hann window, `lowpass_filter_width` 6, rolloff
+    0.99) on float64 `(frames,)`, evaluating each output's weights at its own nonzero taps.
+
+    Output j (o, n: the rates over their gcd; j = b n + i) is, as in torchaudio,
+    `sum_k x[k] w(t)` with `t = (-i / n + (k - b o) / o) base` (the same float64 steps), the
+    Hann-windowed sinc `w`, zero for |t| >= 6 (torchaudio clamps those to a weight of ~1e-49):
+    the taps from floor(j o / n) - width to floor(j o / n) + width + 1.
+    """
+    gcd = math.gcd(orig_rate, new_rate)
+    o, n = orig_rate // gcd, new_rate // gcd
+    lowpass_width = 6
+    base = min(o, n) * 0.99
+    width = math.ceil(lowpass_width * o / base)
+    frames = wave.shape[0]
+    length = int(torch.ceil(torch.as_tensor(n * frames / o, dtype=torch.float32)))
+    padded = np.zeros(frames + 2 * width + 2 + o)
+    padded[width:width + frames] = wave                        # x[k] = padded[k + width]
+    offsets = np.arange(-width, width + 2)                     # (S,) taps around floor(j o / n)
+    out = np.empty(length)
+    for start in range(0, length, _SPARSE_CHUNK):
+        j = np.arange(start, min(start + _SPARSE_CHUNK, length))
+        b, i = j // n, j % n
+        centre = b * o + (i * o) // n                          # floor(j o / n), exactly
+        k = centre[:, None] + offsets                          # (J, S) input positions
+        t = (-i / n)[:, None] + (k - (b * o)[:, None]) / o
+        t *= base
+        np.clip(t, -lowpass_width, lowpass_width, out=t)
+        window = np.cos(t * math.pi / lowpass_width / 2) ** 2
+        t *= math.pi
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weights = np.where(t == 0, 1.0, np.sin(t) / t)
+        weights *= window * (base / o)
+        rows = np.clip(k + width, 0, padded.shape[0] - 1)      # beyond the end: padding zeros
+        out[start:start + j.shape[0]] = np.einsum("js,js->j", padded[rows], weights)
+    return out
 
 
 @functools.lru_cache(maxsize=16)

@@ -133,6 +133,28 @@ def summarise(predictions: pd.DataFrame, labels: Sequence[str], subset: str) -> 
     return rounded(result)
 
 
+
+def summarise_corpus(predictions: pd.DataFrame, labels: Sequence[str]) -> dict[str, Any]:
+    """The metrics dict of one cell on an external corpus (`speech_emotion.external`): one
+    prediction per utterance (the fold models averaged), so the figures are pooled over the
+    corpus, with no folds and no standard deviation.
+
+    `predictions` has the columns `speaker`, `actual` and `predicted`; `labels` are the
+    classes scored (those the model and the corpus share). `by_speaker` as `by_gender`
+    above, one entry per speaker in sorted order, left out when no speaker is known (every
+    `speaker` empty). Rounded, ready for `speech_emotion.atomic.write_json`.
+    """
+    missing = [c for c in ("speaker", "actual", "predicted") if c not in predictions.columns]
+    if missing:
+        raise MetricsError(f"predictions lack the column(s) {missing}")
+    result: dict[str, Any] = {**figures(predictions["actual"], predictions["predicted"]),
+                              "n_utterances": len(predictions)}
+    result["classes"] = class_figures(predictions["actual"], predictions["predicted"], labels)
+    speakers = predictions["speaker"].astype(str)
+    if (speakers != "").any():
+        result["by_speaker"] = _breakdown(predictions, speakers, sorted(speakers.unique()))
+    return rounded(result)
+
 def confusion_records(predictions: pd.DataFrame) -> list[dict[str, str]]:
     """One `{actual, predicted}` record per test utterance, for DVC's confusion template."""
     return [{"actual": str(a), "predicted": str(p)}

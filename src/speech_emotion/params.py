@@ -574,6 +574,34 @@ class EvaluateParams(Section):
                              "test-time augmentation)")
 
 
+# ---------------------------------------------------------------- external corpora
+@dataclass(frozen=True)
+class CorpusParams(Section):
+    name: str                    # metrics/external/<name>/: letters, digits, _ and -
+    path: str                    # a folder, a .zip or a tar; preset csv: the CSV file
+    preset: Literal["tess", "savee", "crema_d", "csv"]  # how names give the emotion: the
+                                 # presets of speech_emotion.external (tests hold them equal)
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name):
+            raise FieldError("name", self.name, "must be letters, digits, _ and - (a folder "
+                             "name), starting with a letter or digit")
+        if not self.path.strip():
+            raise FieldError("path", self.path, "must name the corpus's folder, archive or "
+                             "CSV file")
+
+
+@dataclass(frozen=True)
+class ExternalParams(Section):
+    corpora: list[CorpusParams]  # scored by the stage external; [] (no corpus): nothing
+
+    def __post_init__(self):
+        names = [corpus.name for corpus in self.corpora]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise FieldError("corpora", names, f"names must be distinct; twice: {twice}")
+
+
 @dataclass(frozen=True)
 class EncodeParams(Section):
     """`encode`: the pretrained encoder's output for every utterance (stage encode)."""
@@ -603,6 +631,7 @@ SECTIONS: dict[str, type] = {
     "probe": ProbeParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "external": ExternalParams,
     **MODEL_CONFIGS,
 }
 

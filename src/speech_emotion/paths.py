@@ -23,6 +23,8 @@ TRAIN_LOGS = Path("logs/train")
 CONFUSION = Path("plots/confusion")
 RECONSTRUCTIONS = Path("plots/reconstructions")
 LATENT_PLOTS = Path("plots/latents")
+EXTERNAL_METRICS = METRICS / "external"     # external: <corpus>/<model>-<subset>.json
+EXTERNAL_PLOTS = Path("plots/external")     # external: <corpus>/<model>-<subset>.json (confusion)
 
 
 def intensity_csv(intensity: str) -> Path:

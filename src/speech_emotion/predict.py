@@ -199,12 +199,12 @@ class Prediction:
 ENCODER_FRONT = argparse.Namespace(sample_rate=16000, n_fft=400, hop_length=160)
 
 
-def head_encoder(cell: CellModels):
-    """The pretrained encoder a head was trained over: the same weights (by sha256), found
+def head_encoder(attrs: dict[str, Any]):
+    """The pretrained encoder a head was trained over, from its checkpoint's
+    `feature_params` (encoded.h5's attributes): the same weights (by sha256), found
     offline (`weights.resolve`), with the same padding; WeightsError when they are gone."""
     from .encoders import weights, whisper
 
-    attrs = cell.encode_attrs
     folder = weights.resolve(attrs["model"], sha256=attrs["weights_sha256"], download=False)
     return whisper.Encoder(folder, pad_30s=bool(attrs["pad_30s"]))
 
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cell = load_cell_models(args.model, loaded.features if args.params else None)
         params = cell.feature_params
         if cell.head:                  # no time axis: shifts do not apply; Whisper's window
-            extractor = head_encoder(cell)
+            extractor = head_encoder(cell.encode_attrs)
         else:
             from .inference import check_shifts
             check_shifts(shifts, features.n_frames(params),     # before any file is read

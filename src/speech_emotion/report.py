@@ -3,7 +3,9 @@
 One row per cell (classifiers and VAE probes alike, they share the metrics schema):
 UA +/- the standard deviation over folds, WA and macro-F1, in percent, and the folds
 that ran. Below the table, the test actors of each fold, so a reader knows exactly what
-was held out. The text holds no timestamp: the same metrics give the same file.
+was held out. With external corpora scored (`metrics/external/<corpus>/<cell>.json`, the
+stage external), one more column per corpus: the cell's UA on it, over the classes the two
+share. The text holds no timestamp: the same metrics give the same file.
 """
 
 from __future__ import annotations
@@ -87,13 +89,36 @@ def stale_files(folder: str | Path, cells: list[str]) -> list[Path]:
     return sorted(path for path in Path(folder).glob("*.json") if path.stem not in set(cells))
 
 
-def markdown(rows: list[Row]) -> str:
-    """The results table in Markdown, with the test actors of each fold below it."""
+def read_external(folder: str | Path, cells: list[str]) -> dict[str, dict[str, float]]:
+    """Corpus -> cell -> UA, from `folder/<corpus>/<cell>.json` (the external stage's
+    output), for the cells of `cells` that were scored; corpora in name order, none when
+    the folder is absent or empty."""
+    out: dict[str, dict[str, float]] = {}
+    for corpus in sorted(p for p in Path(folder).glob("*") if p.is_dir()):
+        scored = {}
+        for name in cells:
+            path = corpus / f"{name}.json"
+            if path.is_file():
+                try:
+                    scored[name] = _number(json.loads(path.read_text(encoding="utf-8"))["ua"])
+                except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                    raise ReportError(f"{path}: not an external metrics file (problem with "
+                                      f"{err})") from None
+        if scored:
+            out[corpus.name] = scored
+    return out
+
+
+def markdown(rows: list[Row], external: dict[str, dict[str, float]] | None = None) -> str:
+    """The results table in Markdown, with the test actors of each fold below it;
+    `external` (`read_external`) adds a column of UA per corpus."""
     if not rows:
         raise ReportError("no metrics files to report")
+    external = external or {}
     lines = [
-        "| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) | speaker probe (%) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| model | subset | folds | UA (%) | WA (%) | macro-F1 (%) | speaker probe (%) |"
+        + "".join(f" UA on {corpus} (%) |" for corpus in external),
+        "|---|---|---|---:|---:|---:|---:|" + "---:|" * len(external),
     ]
     for row in rows:
         ua = _percent(row.ua)
@@ -101,14 +126,19 @@ def markdown(rows: list[Row]) -> str:
             ua += f" ± {_percent(row.ua_sd)}"
         lines.append(f"| {row.model} | {row.subset or '-'} | {_fold_list(row.folds)} | {ua} | "
                      f"{_percent(row.wa)} | {_percent(row.macro_f1)} | "
-                     f"{'-' if row.speaker_acc is None else _percent(row.speaker_acc)} |")
+                     f"{'-' if row.speaker_acc is None else _percent(row.speaker_acc)} |"
+                     + "".join(f" {_percent(cells[row.name]) if row.name in cells else '-'} |"
+                               for cells in external.values()))
     lines += ["", "UA: unweighted accuracy (balanced accuracy, the mean per-class recall); "
               "WA: weighted accuracy (plain accuracy); both and macro-F1 are means over the "
               "folds, ± the sample standard deviation of UA over folds (shown with two "
               "folds or more). Every figure is on the test actors of a fold only. "
               "Speaker probe (representations only): accuracy of a linear probe naming the "
               "test actors from the same latents, fitted on one repetition and scored on the "
-              "other; lower means the representation carries less speaker identity.", ""]
+              "other; lower means the representation carries less speaker identity."
+              + (" UA on a corpus (external corpora, classifiers only): every fold model "
+                 "averaged, on a corpus that is not RAVDESS, over the classes the two share "
+                 "(its mean recall of those; docs/EXTERNAL.md)." if external else ""), ""]
     lines.append("Test actors per fold: " + "; ".join(
         f"fold {number}: {actors}" for number, actors in _fold_actors(rows).items()) + ".")
     return "\n".join(lines) + "\n"

@@ -1,23 +1,25 @@
-"""Safe extraction of a RAVDESS archive: zip (Zenodo, Kaggle) or tar (.tar, .tar.gz,
-.tar.bz2, .tar.xz, as people repack it).
+"""Safe extraction of a zip (Zenodo, Kaggle) or tar (.tar, .tar.gz, .tar.bz2, .tar.xz, as
+people repack it): RAVDESS (`extract_speech`) and the external corpora (`opened`, then
+`write_members` of the files the caller chose).
 
 No member may escape the target folder: an archive with an absolute path, a `..`
 component, a link or a device file is refused as a whole (a genuine RAVDESS archive has
-none). Only audio-only speech (`03-01-*`) in `Actor_NN/` folders is kept (one copy, see
-`layout`), and the output folder appears whole or not at all.
+none). Of RAVDESS only audio-only speech (`03-01-*`) in `Actor_NN/` folders is kept (one
+copy, see `layout`), and the output folder appears whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import lzma
 import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from tqdm import tqdm
 
@@ -78,6 +80,21 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True,
     archive; `out_dir` is then untouched.
     """
     archive_path, out_dir = Path(archive_path), Path(out_dir)
+    with opened(archive_path) as (files, open_member):
+        chosen = select_copy(files, str(archive_path), log=log)
+        write_members(archive_path, open_member, chosen, out_dir, progress)
+    return sorted(out_dir / target for target in chosen)
+
+
+@contextlib.contextmanager
+def opened(archive_path: Path) -> Iterator[tuple[list[str], Callable[[str], IO[bytes]]]]:
+    """The regular files of a zip or tar (member names, in archive order) and a function
+    that opens one of them, while the archive is open.
+
+    Raises SourceError for an unreadable archive, and for an unsafe one (a member that
+    could write outside the target folder) as a whole, before anything is read.
+    """
+    archive_path = Path(archive_path)
     try:
         if zipfile.is_zipfile(archive_path):
             archive = zipfile.ZipFile(archive_path)
@@ -98,19 +115,21 @@ def extract_speech(archive_path: Path, out_dir: Path, progress: bool = True,
         if unsafe:
             raise SourceError(f"{archive_path}: refused, {len(unsafe)} member(s) would escape "
                               "the target folder:\n" + "\n".join(f"  - {u}" for u in unsafe))
-        files = [m.name for m in members if m.is_file]
-        chosen = select_copy(files, str(archive_path), log=log)
-        with atomic_dir(out_dir) as tmp:
-            for target, member in tqdm(chosen.items(), desc="extracting", unit="file",
-                                       disable=not progress):
-                # The target is built from the validated Actor_NN/<name>, never from the
-                # member path.
-                dest = tmp / target
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with open_member(member) as source, open(dest, "wb") as dst:
-                        shutil.copyfileobj(source, dst, 1 << 20)
-                except READ_ERRORS as err:
-                    raise SourceError(f"{archive_path}: cannot extract {member!r} "
-                                      f"({err})") from None
-    return sorted(out_dir / target for target in chosen)
+        yield [m.name for m in members if m.is_file], open_member
+
+
+def write_members(archive_path: Path, open_member: Callable[[str], IO[bytes]],
+                  chosen: dict[str, str], out_dir: Path, progress: bool = True) -> None:
+    """Write each member `chosen[target]` to `out_dir/target`; the folder appears whole or
+    not at all. The targets are the caller's validated names, never the member paths."""
+    with atomic_dir(out_dir) as tmp:
+        for target, member in tqdm(chosen.items(), desc="extracting", unit="file",
+                                   disable=not progress):
+            dest = tmp / target
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open_member(member) as source, open(dest, "wb") as dst:
+                    shutil.copyfileobj(source, dst, 1 << 20)
+            except READ_ERRORS as err:
+                raise SourceError(f"{archive_path}: cannot extract {member!r} "
+                                  f"({err})") from None

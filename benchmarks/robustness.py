@@ -1,0 +1,162 @@
+"""Benchmark: how a trained cell's UA holds up when the recording changes.
+
+    python benchmarks/robustness.py models/cnn-all
+    python benchmarks/robustness.py models/cnn-all --shifts -8 -6 -4 -2 0 2 4 6 8 --limit 40
+
+Each fold model `fold<k>.pt` of the model folder is scored on its own fold's test actors
+only (the checkpoint's `fold` record says which; never an actor it trained on), on the
+utterances of its subset, as the evaluate stage scores them: the features stage's clip
+policy and transform with the checkpoint's feature params, its normalisation,
+`--shifts` (default 0: none). Each utterance is scored once per condition, the change
+made to the waveform (mono, at the model's rate) before the clip policy:
+
+    clean         as recorded
+    level-20dB    20 dB quieter
+    level+10dB    10 dB louder, clipped to [-1, 1] as a recorder would
+    noise-snr20   white noise 20 dB below the speech (its power over the non-silent span)
+    noise-snr10   white noise 10 dB below the speech
+    telephone     band-passed to 300-3400 Hz (4th-order Butterworth, causal)
+    8khz          resampled to 8 kHz and back (the pipeline's own resampler)
+
+Prints UA (%) per condition, per fold and the mean over folds, and the mean's change from
+clean. The noise is drawn from `--seed`, the fold and the utterance: the same run gives
+the same table. Trains nothing; reads data/interim/data.csv and data/raw/ravdess (the
+pipeline's, or `--data` / `--raw`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import signal
+
+from speech_emotion import features, labels, metrics, paths, predict
+from speech_emotion.checkpoint import load_model
+from speech_emotion.folds import subset_table
+from speech_emotion.inference import predict_proba
+from speech_emotion.params import HEAD_MODELS
+from speech_emotion.predict import feature_params_of
+
+Condition = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]  # (S,) -> (S,)
+
+
+def level(db: float, clip: bool = False) -> Condition:
+    def change(wave, rate, rng):
+        louder = wave * 10 ** (db / 20)
+        return np.clip(louder, -1.0, 1.0) if clip else louder
+    return change
+
+
+def noise(snr_db: float, trim_db: float, n_fft: int, hop: int) -> Condition:
+    def change(wave, rate, rng):
+        start, end = features.nonsilent_span(torch.from_numpy(wave), trim_db, n_fft, hop)
+        speech = float(np.mean(wave[start:end] ** 2)) if end > start else float(np.mean(wave ** 2))
+        return wave + rng.standard_normal(wave.shape[0]) * np.sqrt(speech / 10 ** (snr_db / 10))
+    return change
+
+
+def telephone(wave, rate, rng):
+    sos = signal.butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
+    return signal.sosfilt(sos, wave)
+
+
+def narrowband(wave, rate, rng):
+    back = features.resample(features.resample(wave, rate, 8000), 8000, rate)
+    return np.pad(back, (0, max(0, wave.shape[0] - back.shape[0])))[:wave.shape[0]]
+
+
+def conditions(params) -> dict[str, Condition]:
+    hop = (params.trim_db, params.n_fft, params.hop_length)
+    return {"clean": lambda wave, rate, rng: wave,
+            "level-20dB": level(-20), "level+10dB": level(10, clip=True),
+            "noise-snr20": noise(20, *hop), "noise-snr10": noise(10, *hop),
+            "telephone": telephone, "8khz": narrowband}
+
+
+def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
+               limit: int | None, log=print) -> dict[str, float]:
+    """UA of one fold model on its own test actors, per condition."""
+    model, checkpoint = load_model(checkpoint_path)
+    model.eval()
+    record = checkpoint["fold"]
+    test_actors = sorted(int(a) for a in record["test_actors"])
+    head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
+    # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
+    params = (argparse.Namespace(**vars(predict.ENCODER_FRONT), trim_db=40.0) if head
+              else feature_params_of(checkpoint, checkpoint_path))
+    rows = subset_table(table, checkpoint["subset"])
+    rows = rows[rows["actor"].isin(test_actors)].reset_index(drop=True)
+    if limit:
+        rows = rows.iloc[:limit]
+    if rows.empty:
+        raise SystemExit(f"{checkpoint_path}: none of its test actors {test_actors} is in the data")
+    log(f"{checkpoint_path.name}: fold {record['number']}, test actors {test_actors}, "
+        f"{len(rows)} utterances", file=sys.stderr)
+    waves = [features.load_wave(raw / path, params.sample_rate).numpy() for path in rows["path"]]
+    if head:
+        encoder = predict.head_encoder(checkpoint["feature_params"])
+    else:
+        extractor = features.Extractor(params)
+    ua = {}
+    for name, change in conditions(params).items():
+        changed = [torch.from_numpy(change(wave, params.sample_rate,
+                                           np.random.default_rng([seed, int(record["number"]), i])))
+                   for i, wave in enumerate(waves)]
+        if head:           # the whole utterance through the encoder, as the encode stage
+            feats = torch.from_numpy(np.concatenate(
+                [predict.encoder_inputs(wave, encoder) for wave in changed]))   # (N, 2D, L)
+        else:
+            clips = [features.fix_length(wave, params) for wave in changed]
+            with torch.inference_mode():
+                feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))      # (N, F, T)
+                                   for i in range(0, len(clips), 64)])
+        proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
+        predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
+        ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]
+    return ua
+
+
+def table(per_fold: dict[int, dict[str, float]]) -> str:
+    folds = sorted(per_fold)
+    names = list(per_fold[folds[0]])
+    lines = ["| condition | " + " | ".join(f"fold {k}" for k in folds) + " | mean UA (%) | "
+             "change (pp) |", "|---|" + "---:|" * (len(folds) + 2)]
+    clean = statistics.fmean(per_fold[k]["clean"] for k in folds)
+    for name in names:
+        mean = statistics.fmean(per_fold[k][name] for k in folds)
+        lines.append(f"| {name} | " + " | ".join(f"{100 * per_fold[k][name]:.1f}" for k in folds)
+                     + f" | {100 * mean:.1f} | {100 * (mean - clean):+.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path, help="a model folder models/<model>-<subset>")
+    ap.add_argument("--data", type=Path, default=paths.DATA_CSV, help="data.csv")
+    ap.add_argument("--raw", type=Path, default=paths.RAW, help="the RAVDESS folder of data.csv")
+    ap.add_argument("--shifts", type=int, nargs="+", default=[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="first N test utterances a fold")
+    args = ap.parse_args(argv)
+    checkpoints = sorted(args.model.glob("fold*.pt"))
+    if not checkpoints:
+        raise SystemExit(f"{args.model}: no fold<k>.pt checkpoints")
+    torch.set_num_threads(1)
+    data = labels.read_table(args.data)
+    per_fold = {}
+    for path in checkpoints:
+        number = int(path.stem.removeprefix("fold"))
+        per_fold[number] = score_fold(path, data, args.raw, args.shifts, args.seed, args.limit)
+    print(f"{args.model}: UA per condition, each fold model on its own test actors only")
+    print(table(per_fold))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Scoring the trained cells on labelled corpora that are not RAVDESS (`external.corpora`).
+
+A corpus is the user's own copy (nothing is downloaded): a folder, or a zip or tar of one,
+whose file names give the emotion by a preset, or any audio listed in a CSV:
+
+    preset   file names (path relative to the corpus folder)   codes -> RAVDESS emotion
+    tess     {OAF|YAF}_{word}_{emotion}.wav                    fear -> fearful,
+                                                               ps (pleasant surprise) -> surprised
+    savee    {DC|JE|JK|KL}_{code}NN.wav, or {SPK}/{code}NN.wav  a d f h n sa su
+             (the original AudioData/{SPK}/ folders)
+    crema_d  {actor}_{sentence}_{emotion}_{level}.wav          ANG DIS FEA HAP NEU SAD
+    csv      a CSV with a header `path,emotion[,speaker]`       RAVDESS's own names
+
+At any depth under the folder, case aside. Hidden files, `__MACOSX/` and files that are not
+audio (`AUDIO_SUFFIXES`) are passed over; an audio file whose name does not fit the preset,
+and one utterance found twice (two copies), are errors that list the first offenders.
+
+A cell (`models/<model>-<subset>/`) is scored as `predict` scores a file: its fold models'
+class probabilities averaged (`probabilities_of`, the one call into predict), then
+
+    (C,) over the cell's labels --restrict to S--> the shared class with the highest probability
+
+S, the shared classes, are the cell's labels that the corpus has (at least two, or an error).
+Restricting is zeroing the other classes' probabilities and renormalising, so the
+prediction is the argmax over S: a corpus without calm never gets calm predicted.
+Utterances of a class the cell does not have (neutral, for a `strong` cell) are left out
+and counted (`left_out`). The figures (`metrics.summarise_corpus`: UA, WA, macro-F1, per
+class, per speaker) are over S only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import re
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .params import CorpusParams
+from .ravdess import EMOTION_NAMES
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc")
+SHOWN = 5          # offending files listed in an error, then how many more
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be scored; the message names the corpus and the first offenders."""
+
+
+def listing(items: Sequence[str], shown: int = SHOWN) -> str:
+    """`a, b, c, d, e and 7 more`."""
+    head = ", ".join(items[:shown])
+    return head + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+# ---------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class Preset:
+    """How a corpus's file names give the speaker and the emotion."""
+
+    layout: str                  # the names, for people (errors, docs)
+    patterns: tuple[str, ...]    # regexes on the relative path; CODES stands for the emotion
+                                 # codes; groups: speaker, item (the utterance within the
+                                 # speaker's), code
+    emotions: dict[str, str]     # code (lower case) -> RAVDESS emotion name
+
+    def parse(self, name: str) -> tuple[str, str, str] | None:
+        """`(speaker, emotion, key)` of a relative path, None when it does not fit; `key`
+        names the utterance whatever folder holds it (two copies have the same key)."""
+        for pattern in self.compiled:
+            match = pattern.search(name)
+            if match:
+                speaker = match["speaker"].upper()
+                return (speaker, self.emotions[match["code"].lower()],
+                        f"{speaker}_{match['item'].lower()}")
+        return None
+
+    @functools.cached_property
+    def compiled(self) -> tuple[re.Pattern[str], ...]:
+        codes = "|".join(sorted(map(re.escape, self.emotions), key=len, reverse=True))
+        return tuple(re.compile(p.replace("CODES", codes), re.IGNORECASE)
+                     for p in self.patterns)
+
+
+PRESETS = {
+    "tess": Preset(
+        "{OAF|YAF}_{word}_{emotion}.wav",
+        (r"(?:^|/)(?P<speaker>OAF|YAF)_(?P<item>[a-z]+_(?P<code>CODES))\.wav$",),
+        {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
+         "neutral": "neutral", "ps": "surprised", "sad": "sad"}),
+    "savee": Preset(
+        "{DC|JE|JK|KL}_{a|d|f|h|n|sa|su}NN.wav or AudioData/{DC|JE|JK|KL}/{code}NN.wav",
+        (r"(?:^|/)(?P<speaker>DC|JE|JK|KL)[_/](?P<item>(?P<code>CODES)\d{2})\.wav$",),
+        {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral",
+         "sa": "sad", "su": "surprised"}),
+    "crema_d": Preset(
+        "{actor}_{sentence}_{ANG|DIS|FEA|HAP|NEU|SAD}_{LO|MD|HI|XX}.wav",
+        (r"(?:^|/)(?P<speaker>\d{4})_(?P<item>[a-z]{3}_(?P<code>CODES)_(?:lo|md|hi|xx))\.wav$",),
+        {"ang": "angry", "dis": "disgust", "fea": "fearful", "hap": "happy", "neu": "neutral",
+         "sad": "sad"}),
+}
+CSV_COLUMNS = ("path", "emotion")          # required; `speaker` is optional
+
+
+
+# ---------------------------------------------------------------- corpora
+@dataclass(frozen=True)
+class Recording:
+    path: str                    # relative to the corpus root (POSIX), or absolute (csv)
+    emotion: str                 # a RAVDESS emotion name
+    speaker: str                 # "" when not known (a csv without the column)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    root: Path                   # where the recordings' paths start
+    recordings: list[Recording]
+
+    @property
+    def classes(self) -> list[str]:
+        """The emotions present, in RAVDESS's order."""
+        present = {r.emotion for r in self.recordings}
+        return [name for name in EMOTION_NAMES if name in present]
+
+
+def is_candidate(name: str) -> bool:
+    """An audio file to judge: not hidden, not macOS's `__MACOSX/` shadow, an audio suffix."""
+    parts = PurePosixPath(name).parts
+    return (not any(part.startswith(".") or part == "__MACOSX" for part in parts)
+            and name.lower().endswith(AUDIO_SUFFIXES))
+
+
+def parse_names(names: Sequence[str], preset: str, where: str) -> list[Recording]:
+    """The recordings among `names` (POSIX paths relative to the corpus root), by `preset`.
+
+    Raises CorpusError listing the first audio files that do not fit the preset, the first
+    utterances found twice, or saying that there is no audio at all.
+    """
+    rules = PRESETS[preset]
+    recordings, offending, seen, twice = [], [], {}, []
+    for name in sorted(names):
+        if not is_candidate(name):
+            continue
+        parsed = rules.parse(name)
+        if parsed is None:
+            offending.append(name)
+            continue
+        speaker, emotion, key = parsed
+        if key in seen:
+            twice.append(f"{seen[key]} = {name}")
+            continue
+        seen[key] = name
+        recordings.append(Recording(name, emotion, speaker))
+    if offending:
+        raise CorpusError(f"{where}: {len(offending)} audio file(s) do not fit the {preset} "
+                          f"preset ({rules.layout}): {listing(offending)}")
+    if twice:
+        raise CorpusError(f"{where}: {len(twice)} utterance(s) found twice (two copies of the "
+                          f"corpus? give the folder of one): {listing(twice)}")
+    if not recordings:
+        raise CorpusError(f"{where}: no audio files ({rules.layout})")
+    return recordings
+
+
+def read_csv(path: Path, where: str) -> list[Recording]:
+    """The recordings of a CSV with a header `path,emotion[,speaker]` (other columns are
+    passed over); relative paths start at the CSV's folder. Every emotion must be a RAVDESS
+    emotion name; raises CorpusError listing the first offending rows."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = [(c or "").strip() for c in reader.fieldnames or []]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise CorpusError(f"{where}: {path}: not a readable CSV ({err})") from None
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise CorpusError(f"{where}: {path}: the header must name the columns path,emotion"
+                          f"[,speaker]; {', '.join(missing)} missing (header: {header})")
+    recordings, bad, seen, twice = [], [], set(), []
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        emotion = row["emotion"].lower()
+        if not row["path"] or emotion not in EMOTION_NAMES:
+            bad.append(f"line {line}: {row['path'] or '(no path)'},{row['emotion']}")
+            continue
+        if row["path"] in seen:
+            twice.append(f"line {line}: {row['path']}")
+            continue
+        seen.add(row["path"])
+        recordings.append(Recording(row["path"], emotion, row.get("speaker", "")))
+    if bad:
+        raise CorpusError(f"{where}: {path}: {len(bad)} row(s) without a path or with an "
+                          f"emotion that is not one of RAVDESS's ({', '.join(EMOTION_NAMES)}; "
+                          f"map yours to these, leave out rows of other classes): {listing(bad)}")
+    if twice:
+        raise CorpusError(f"{where}: {path}: {len(twice)} path(s) listed twice: {listing(twice)}")
+    if not recordings:
+        raise CorpusError(f"{where}: {path}: no rows")
+    absent = [r.path for r in recordings if not (path.parent / r.path).is_file()]
+    if absent:
+        raise CorpusError(f"{where}: {len(absent)} file(s) of {path} not found (relative paths "
+                          f"start at the CSV's folder): {listing(absent)}")
+    return recordings
+
+
+@contextlib.contextmanager
+def open_corpus(corpus: CorpusParams, progress: bool = False) -> Iterator[Corpus]:
+    """The recordings of one `external.corpora` entry. An archive's audio is extracted (the
+    same safety checks as RAVDESS's) into a temporary folder, removed afterwards."""
+    from .sources import archive, local
+    from .sources.layout import SourceError
+
+    where = f"external.corpora: {corpus.name}"
+    path = Path(corpus.path).expanduser()
+    if not path.exists():
+        raise CorpusError(f"{where}: {path} does not exist (the corpus must be obtained by you: "
+                          "a folder, a .zip or a tar; docs/EXTERNAL.md)")
+    if corpus.preset == "csv":
+        if not path.is_file():
+            raise CorpusError(f"{where}: preset csv needs path to be the CSV file, not {path}")
+        yield Corpus(corpus.name, path.parent, read_csv(path, where))
+        return
+    if path.is_dir():
+        names, _ = local.walk(path)
+        yield Corpus(corpus.name, path, parse_names(names, corpus.preset, f"{where}: {path}"))
+        return
+    if not archive.is_archive(path):
+        raise CorpusError(f"{where}: {path} is a file but not a zip or tar (preset "
+                          f"{corpus.preset} needs a folder or an archive of one)")
+    try:
+        with archive.opened(path) as (files, open_member), \
+                tempfile.TemporaryDirectory(prefix=f"external-{corpus.name}-") as tmp:
+            recordings = parse_names(files, corpus.preset, f"{where}: {path}")
+            root = Path(tmp) / "corpus"
+            archive.write_members(path, open_member, {r.path: r.path for r in recordings},
+                                  root, progress)
+            yield Corpus(corpus.name, root, recordings)
+    except SourceError as err:
+        raise CorpusError(f"{where}: {err}") from None
+
+
+def unreadable(corpus: Corpus) -> list[str]:
+    """The audio errors (each naming its file) of the recordings soundfile cannot open."""
+    from . import audio
+
+    problems = []
+    for recording in corpus.recordings:
+        try:
+            audio.info(corpus.root / recording.path)
+        except audio.AudioError as err:
+            problems.append(str(err))
+    return problems
+
+
+# ---------------------------------------------------------------- scoring
+@dataclass
+class Cell:
+    """A trained cell as predict loads it."""
+
+    name: str                    # <model>-<subset>
+    labels: list[str]            # its classes, in class order
+    folds: list[int]             # the fold models averaged
+    loaded: Any                  # what predict scores with
+
+
+def load_cell(name: str, folder: Path) -> Cell:
+    """The fold models of `folder` (`predict.load_cell_models`, with its checks)."""
+    from . import features, predict
+
+    models = predict.load_cell_models(folder)
+    extractor = (predict.head_encoder(models.encode_attrs) if models.head   # Whisper, then head
+                 else features.Extractor(models.feature_params))
+    return Cell(name, models.labels, models.folds, (models, extractor))
+
+
+def probabilities_of(cell: Cell, path: Path, shifts: Sequence[int]) -> np.ndarray:
+    """`(C,)` class probabilities of one file over `cell.labels`: the fold models averaged,
+    windows and time shifts as `predict` does (4 decimals, as it prints them). The one
+    call into predict's scoring: a new kind of model changes predict only. Raises
+    AudioError naming the file when it cannot be read."""
+    from . import predict
+
+    models, extractor = cell.loaded
+    prediction = predict.predict_file(path, models, extractor, shifts=shifts)
+    return np.array([prediction.probabilities[label] for label in cell.labels])
+
+
+def shared_classes(labels: Sequence[str], corpus: Corpus, cell: str) -> list[str]:
+    """The cell's labels that the corpus has, in the cell's order; at least two."""
+    shared = [label for label in labels if label in corpus.classes]
+    if len(shared) < 2:
+        raise CorpusError(f"external.corpora: {corpus.name}: shares {shared or 'no class'} "
+                          f"with the cell {cell} (its classes {list(labels)}, the corpus's "
+                          f"{corpus.classes}); scoring needs at least two shared classes")
+    return shared
+
+
+def restrict(probabilities: np.ndarray, labels: Sequence[str],
+             shared: Sequence[str]) -> list[str]:
+    """`(N, C)` probabilities over `labels` -> the predicted class of each row among
+    `shared` only: the argmax of the shared columns (zeroing the others and renormalising
+    would pick the same); a tie goes to the first in `labels` order."""
+    columns = [list(labels).index(label) for label in shared]           # in labels order
+    picked = np.asarray(probabilities)[:, columns].argmax(axis=1)       # (N,)
+    return [shared[i] for i in picked]
+
+
+@dataclass(frozen=True)
+class CorpusScores:
+    metrics: dict[str, Any]      # metrics/external/<corpus>/<cell>.json (without machine)
+    confusion: list[dict[str, str]]  # plots/external/<corpus>/<cell>.json
+
+
+def score_corpus(corpus: Corpus, cells: Sequence[Cell], shifts: Sequence[int],
+                 progress: bool = False) -> Iterator[tuple[Cell, CorpusScores]]:
+    """Each cell's scores on `corpus`, in `cells` order. Every check (shared classes for
+    every cell, every file readable) runs before the first file is scored."""
+    from tqdm import tqdm
+
+    from .metrics import confusion_records, summarise_corpus
+
+    shared = {cell.name: shared_classes(cell.labels, corpus, cell.name) for cell in cells}
+    problems = unreadable(corpus)
+    if problems:
+        raise CorpusError(f"external.corpora: {corpus.name}: {len(problems)} unreadable "
+                          "file(s):\n" + "\n".join(f"  - {p}" for p in problems[:SHOWN])
+                          + (f"\n  ... and {len(problems) - SHOWN} more"
+                             if len(problems) > SHOWN else ""))
+    for cell in cells:
+        kept = [r for r in corpus.recordings if r.emotion in shared[cell.name]]
+        left_out = Counter(r.emotion for r in corpus.recordings
+                           if r.emotion not in shared[cell.name])
+        probabilities = np.stack([                                      # (N, C)
+            probabilities_of(cell, corpus.root / r.path, shifts)
+            for r in tqdm(kept, desc=f"{corpus.name}: {cell.name}", unit="file",
+                          disable=not progress, file=sys.stderr)])
+        table = pd.DataFrame({"speaker": [r.speaker for r in kept],
+                              "actual": [r.emotion for r in kept],
+                              "predicted": restrict(probabilities, cell.labels,
+                                                    shared[cell.name])})
+        metrics = {**summarise_corpus(table, shared[cell.name]), "corpus": corpus.name,
+                   "cell": cell.name, "shared_classes": shared[cell.name],
+                   "left_out": {name: left_out[name] for name in EMOTION_NAMES
+                                if left_out[name]},
+                   "fold_models": cell.folds}
+        yield cell, CorpusScores(metrics, confusion_records(table))

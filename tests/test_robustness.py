@@ -1,0 +1,79 @@
+"""benchmarks/robustness.py: each fold model on its own test actors only, once per change
+of the recording; the clean row is the model's plain score of those utterances."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion import features, metrics
+from speech_emotion.checkpoint import load_model
+from speech_emotion.folds import Fold
+from speech_emotion.inference import predict_proba
+
+from random_models import save_random_cell, small_feature_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import robustness  # noqa: E402
+
+FOLDS = [Fold(1, (1, 2), (3, 4), (5, 6)), Fold(2, (5, 6), (1, 2), (3, 4))]
+
+
+def test_each_fold_scores_its_own_test_actors_under_every_condition(
+        synthetic_corpus, synthetic_table, tmp_path, capsys):
+    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS)
+    data = tmp_path / "data.csv"
+    synthetic_table.to_csv(data, index=False)
+    seen = []
+    original = robustness.features.load_wave
+
+    def spy(path, rate):
+        seen.append(Path(path).parent.name)
+        return original(path, rate)
+
+    robustness.features.load_wave = spy
+    try:
+        assert robustness.main([str(model), "--data", str(data), "--raw", str(synthetic_corpus),
+                                "--limit", "12"]) == 0
+    finally:
+        robustness.features.load_wave = original
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("| condition | fold 1 | fold 2 | mean UA (%)")
+    assert [line.split(" | ")[0] for line in out[3:]] == [
+        "| clean", "| level-20dB", "| level+10dB", "| noise-snr20", "| noise-snr10",
+        "| telephone", "| 8khz"]
+    # fold 1 read only actors 01-02, fold 2 only 05-06
+    assert set(seen[:12]) == {"Actor_01"} and set(seen[12:]) == {"Actor_05"}
+    # the clean row is the fold model's plain score of its first 12 test utterances
+    params = small_feature_params()
+    rows = synthetic_table[synthetic_table["actor"].isin([1, 2])].iloc[:12]
+    clips = torch.stack([features.fix_length(features.load_wave(synthetic_corpus / p,
+                                                                params.sample_rate), params)
+                         for p in rows["path"]])
+    net, checkpoint = load_model(model / "fold1.pt")
+    proba = predict_proba(net, checkpoint, features.Extractor(params)(clips).numpy())
+    ua = metrics.figures(rows["emotion_name"], [checkpoint["labels"][k]
+                                                for k in proba.argmax(axis=1)])["ua"]
+    assert out[3].split(" | ")[1] == f"{100 * ua:.1f}"
+
+
+def test_the_changes_do_what_they_say():
+    rate = 8000
+    t = np.arange(rate) / rate
+    wave = 0.1 * np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 100 * t)
+    rng = np.random.default_rng(0)
+    params = small_feature_params()
+    change = robustness.conditions(params)
+    assert np.allclose(change["level-20dB"](wave, rate, rng), wave / 10)
+    assert np.abs(change["level+10dB"](wave * 8, rate, rng)).max() == 1.0
+    noisy = change["noise-snr10"](wave, rate, rng) - wave
+    assert 10 * np.log10(np.mean(wave ** 2) / np.mean(noisy ** 2)) == pytest.approx(10, abs=0.3)
+    phone = change["telephone"](wave, rate, rng)[rate // 2:]       # after the filter settles
+    spectrum = np.abs(np.fft.rfft(phone))
+    freqs = np.fft.rfftfreq(phone.shape[0], 1 / rate)
+    assert spectrum[np.argmin(abs(freqs - 100))] < 0.05 * spectrum[np.argmin(abs(freqs - 1000))]
+    assert change["8khz"](wave, rate, rng).shape == wave.shape
