@@ -291,3 +291,25 @@ def test_predict_refuses_a_head_whose_weights_are_not_there(head_cell, tmp_path,
     assert predict.main([str(wav), "--model", str(other)]) == 2
     assert "No usable Whisper weights" in capsys.readouterr().err
 
+
+
+def test_the_external_stage_scores_a_head_cell_as_predict_does(head_cell):
+    from speech_emotion import external
+
+    model_dir, wav, _, _ = head_cell
+    cell = external.load_cell("whisper_mlp-all", model_dir)
+    probabilities = external.probabilities_of(cell, wav, shifts=[0])
+    assert probabilities.shape == (8,) and abs(probabilities.sum() - 1) < 1e-3
+
+
+def test_robustness_scores_a_head_under_changed_recordings(head_cell):
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import robustness
+
+    model_dir, wav, _, table = head_cell
+    ua = robustness.score_fold(checkpoint.path_for(model_dir, 1), table, wav.parents[1],
+                               shifts=[0], seed=0, limit=4, log=lambda *a, **k: None)
+    assert set(ua) == {"clean", "level-20dB", "level+10dB", "noise-snr20", "noise-snr10",
+                       "telephone", "8khz"}
+    assert all(0.0 <= v <= 1.0 for v in ua.values())
