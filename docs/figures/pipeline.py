@@ -22,30 +22,41 @@ OUT = Path(__file__).with_name("pipeline.png")
 
 # name: (x, y, label, main output)
 NODES = {
-    "download": (1.0, 5.0, "download", "data/raw/ravdess"),
-    "labels": (1.0, 4.0, "labels", "data/interim/data.csv"),
+    "download": (1.5, 5.0, "download", "data/raw/ravdess"),
+    "labels": (1.5, 4.0, "labels", "data/interim/data.csv"),
     "split": (0.0, 3.0, "split", "data_{strong,normal}.csv"),
     "features": (1.0, 3.0, "features", "data/processed/features.h5"),
-    "describe": (2.0, 3.0, "describe", "reports/figures, summary.json"),
+    "encode": (2.0, 3.0, "encode (Whisper)", "data/processed/encoded.h5"),
+    "describe": (3.0, 3.0, "describe", "reports/figures, summary.json"),
     "train": (0.5, 2.0, "train@<model>-<subset>", "models/<model>-<subset>"),
     "represent": (1.5, 2.0, "represent@<variant>-<subset>", "models/<variant>-<subset>"),
+    "train_head": (2.5, 2.0, "train_head@<head>-<subset>", "models/<head>-<subset>"),
     "evaluate": (0.5, 1.0, "evaluate@<model>-<subset>", "metrics/, plots/confusion/"),
     "probe": (1.5, 1.0, "probe@<variant>-<subset>", "metrics/, plots/latents/"),
-    "report": (1.0, 0.0, "report", "reports/results.md"),
+    "evaluate_head": (2.5, 1.0, "evaluate_head@<head>-<subset>", "metrics/, plots/confusion/"),
+    "external": (3.5, 1.0, "external", "metrics/external/"),
+    "report": (1.5, 0.0, "report", "reports/results.md"),
 }
 EDGES = [
     ("download", "labels"),
     ("labels", "split"),
     ("labels", "features"),
+    ("labels", "encode"),
     ("labels", "describe"),
     ("features", "train"),
     ("features", "represent"),
+    ("encode", "train_head"),
     ("train", "evaluate"),
     ("represent", "probe"),
+    ("train_head", "evaluate_head"),
+    ("train_head", "external"),
     ("evaluate", "report"),
     ("probe", "report"),
+    ("evaluate_head", "report"),
+    ("external", "report"),
 ]
-MATRIX = {"train", "represent", "evaluate", "probe"}   # one box stands for many cells
+MATRIX = {"train", "represent", "evaluate", "probe", "train_head",
+          "evaluate_head"}                               # one box stands for many cells
 X_STEP, Y_STEP = 2.85, 0.95                            # inches between box centres
 BOX_W, BOX_H = 2.55, 0.6
 
