@@ -43,16 +43,7 @@ from .atomic import atomic_path
 from .audio import AudioError
 from .params import EncodeParams
 from .pool import fork_pool
-from .ravdess import CODE_COLUMNS
-from .store import (
-    INDEX,
-    INDEX_COLUMNS,
-    NOT_FEATURE_DEFINING,
-    FeatureSet,
-    StoreError,
-    index_records,
-    plain,
-)
+from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
 
 POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
 SAMPLE_RATE = 16000   # Whisper's
@@ -176,25 +167,8 @@ def attr_names() -> list[str]:
 
 def read(path: str | Path) -> FeatureSet:
     """/pooled as features (N, 2D, L), its index and its attributes."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: no encoder output; run the encode stage (dvc repro encode)")
-    try:
-        with h5py.File(path, "r") as f:
-            pooled = f[POOLED][()]                                     # (N, L, 2, D)
-            records = f[INDEX][()]
-            attrs = {key: plain(f.attrs[key]) for key in attr_names() if key in f.attrs}
-    except (OSError, KeyError) as err:
-        raise StoreError(f"{path}: not an encoder output file ({err})") from None
-    missing = [key for key in attr_names() if key not in attrs]
-    if missing:
-        raise StoreError(f"{path}: attributes missing: {', '.join(missing)}; re-run encode")
-    inputs = as_inputs(pooled)                                         # (N, 2D, L)
-    index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
-    for column in ("path", "stem"):
-        index[column] = index[column].str.decode("utf-8")
-    index = index.astype({code: "int64" for code in CODE_COLUMNS})
-    return FeatureSet(inputs, index, attrs)
+    pooled, index, attrs = read_dataset(path, POOLED, attr_names(), "encode")  # (N, L, 2, D)
+    return FeatureSet(as_inputs(pooled), index, attrs)
 
 
 def check_params(attrs: dict[str, Any], params: EncodeParams) -> None:

@@ -116,25 +116,38 @@ def _create_leaf(f: h5py.File, name: str, flat: h5py.Dataset, row: int) -> h5py.
 
 def read(path: str | Path) -> FeatureSet:
     """The flat view: the whole matrix, its index and the params that made it."""
+    features, index, attrs = read_dataset(path, FEATURES, _param_names(), "features")
+    return FeatureSet(features, index, attrs)
+
+
+def read_dataset(path: str | Path, dataset: str, names: list[str], stage: str
+                 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    """`dataset`, the index and the attributes `names` of the store `stage` writes
+    (features.h5, encoded.h5); StoreError naming the file when it is missing or not one."""
     path = Path(path)
+    what = "features file" if stage == "features" else f"{stage} stage's file"
     if not path.is_file():
-        raise StoreError(f"{path}: no features file; run the features stage (dvc repro features)")
+        raise StoreError(f"{path}: no {what}; run the {stage} stage (dvc repro {stage})")
     try:
         with h5py.File(path, "r") as f:
-            features = f[FEATURES][()]
+            data = f[dataset][()]
             records = f[INDEX][()]
-            attrs = {key: plain(f.attrs[key]) for key in _param_names() if key in f.attrs}
+            attrs = {key: plain(f.attrs[key]) for key in names if key in f.attrs}
     except (OSError, KeyError) as err:
-        raise StoreError(f"{path}: not a features file ({err})") from None
-    missing = [key for key in _param_names() if key not in attrs]
+        raise StoreError(f"{path}: not a {what} ({err})") from None
+    missing = [key for key in names if key not in attrs]
     if missing:
-        raise StoreError(f"{path}: features params missing from its attributes: "
-                         f"{', '.join(missing)}; re-run the features stage")
+        raise StoreError(f"{path}: {stage} params missing from its attributes: "
+                         f"{', '.join(missing)}; re-run the {stage} stage")
+    return data, index_frame(records), attrs
+
+
+def index_frame(records: np.ndarray) -> pd.DataFrame:
+    """The /index records (`index_records`) back as a DataFrame typed as data.csv reads."""
     index = pd.DataFrame({column: records[column] for column in INDEX_COLUMNS})
     for column in ("path", "stem"):
         index[column] = index[column].str.decode("utf-8")
-    index = index.astype({code: "int64" for code in CODE_COLUMNS})   # as pandas reads data.csv
-    return FeatureSet(features, index, attrs)
+    return index.astype({code: "int64" for code in CODE_COLUMNS})
 
 
 def read_aligned(path: str | Path, table: pd.DataFrame, params: FeatureParams) -> FeatureSet:
