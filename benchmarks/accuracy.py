@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
                         help="print one table from results saved with --out (e.g. one run per "
                              "core, same params and folds) instead of running anything")
+    parser.add_argument("--any-seeds", action="store_true",
+                        help="with --table: rows may have run with different seeds (the folds "
+                             "column says how many each has) instead of an error")
     parser.add_argument("--plot", type=Path, metavar="PNG",
                         help="with --table: draw the saved runs instead of printing the table: "
                              "UA per system and subset, each seed a dot, the targets on `all`")
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and not args.table:
         parser.error("--plot draws saved runs: give them with --table")
     if args.table:
-        return plot_saved(args.table, args.plot) if args.plot else print_saved(args.table)
+        return (plot_saved(args.table, args.plot) if args.plot
+                else print_saved(args.table, args.any_seeds))
     if args.data is None:
         parser.error("--data is required (or --table)")
     if "/" in args.tag:
@@ -238,15 +242,16 @@ def load_saved(paths: list[Path]) -> dict[str, dict]:
     return results
 
 
-def print_saved(paths: list[Path]) -> int:
+def print_saved(paths: list[Path], any_seeds: bool = False) -> int:
     """The table of several --out files: systems, subsets and seeds as they were run."""
     results = load_saved(paths)
     rows = layout(results)
     # a row may be missing (an ablation run on `all` only), but a row that is there must
-    # have every seed of the table: its mean is then over the same repeats as the others
+    # have every seed of the table (its mean is then over the same repeats as the others),
+    # unless `any_seeds`: then each row says how many seeds it has
     missing = [f"{a}/{b}/seed{c}" for a in rows.systems for b in rows.subsets for c in rows.seeds
                if has_row(results, a, b) and f"{a}/{b}/seed{c}" not in results]
-    if missing:
+    if missing and not any_seeds:
         raise SystemExit(f"--table: the files lack {', '.join(missing)}")
     print(table_markdown(results, rows))
     return 0
@@ -279,7 +284,8 @@ def table_markdown(results: dict[str, dict], args) -> str:
         for subset in args.subsets:
             if not has_row(results, system, subset):
                 continue
-            runs = [results[f"{system}/{subset}/seed{s}"] for s in args.seeds]
+            runs = [results[key] for s in args.seeds
+                    if (key := f"{system}/{subset}/seed{s}") in results]
             cells = []
             for figure in ("ua", "wa", "macro_f1"):
                 values = [f[figure] for r in runs for f in r["folds"].values()]
@@ -287,7 +293,7 @@ def table_markdown(results: dict[str, dict], args) -> str:
             seconds = [r["train_seconds"] for r in runs if "train_seconds" in r]
             took = f"{statistics.fmean(seconds) / 60:.1f} min" if seconds else "-"
             lines.append(f"| {system} | {subset} | " + " | ".join(cells)
-                         + f" | {runs[0]['n_folds']} x {len(args.seeds)} seed(s) | {took} |")
+                         + f" | {runs[0]['n_folds']} x {len(runs)} seed(s) | {took} |")
     return "\n".join(lines)
 
 
