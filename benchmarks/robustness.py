@@ -88,7 +88,7 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
     test_actors = sorted(int(a) for a in record["test_actors"])
     head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
     # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
-    params = (argparse.Namespace(**vars(predict.ENCODER_FRONT), trim_db=40.0) if head
+    params = (argparse.Namespace(**vars(predict.head_front()), trim_db=40.0) if head
               else feature_params_of(checkpoint, checkpoint_path))
     rows = subset_table(table, checkpoint["subset"])
     rows = rows[rows["actor"].isin(test_actors)].reset_index(drop=True)

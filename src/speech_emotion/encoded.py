@@ -41,12 +41,12 @@ from tqdm import tqdm
 from . import audio, features
 from .atomic import atomic_path
 from .audio import AudioError
+from .encoders.whisper import N_FFT, SAMPLE_RATE, encoder_frames
 from .params import EncodeParams
 from .pool import fork_pool
 from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
 
 POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
-SAMPLE_RATE = 16000   # Whisper's
 # Attributes that are not encode params but define the output: a head trained on one
 # store is refused on a store made with other weights (store.feature_differences).
 WEIGHT_ATTRS = ("weights_sha256", "n_states", "d_model")
@@ -61,11 +61,18 @@ class Encoding:
 
 
 def load_encoder(params: EncodeParams, device: str | torch.device = "cpu"):
-    """The encoder and its weights' attributes, from `weights.resolve(params.model)`."""
+    """The encoder and its weights' attributes (`WEIGHT_ATTRS`), for the encode params."""
+    return open_encoder(params.model, params.pad_30s, download=params.download, device=device)
+
+
+def open_encoder(model: str, pad_30s: bool, *, download: bool, sha256: str | None = None,
+                 device: str | torch.device = "cpu"):
+    """`whisper.Encoder` of the weights `weights.resolve(model)` finds (`sha256`: exactly
+    these, as a head's checkpoint names them), and their attributes."""
     from .encoders import weights, whisper
 
-    folder = weights.resolve(params.model, download=params.download)
-    encoder = whisper.Encoder(folder, pad_30s=params.pad_30s, device=device)
+    folder = weights.resolve(model, sha256=sha256, download=download)
+    encoder = whisper.Encoder(folder, pad_30s=pad_30s, device=device)
     attrs = {"weights_sha256": weights.file_sha256(folder / "model.bin"),
              "n_states": encoder.n_states, "d_model": encoder.d_model}
     return encoder, attrs
@@ -73,8 +80,6 @@ def load_encoder(params: EncodeParams, device: str | torch.device = "cpu"):
 
 def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
     """(S,) at 16 kHz -> Encoding; statistics in float64 over the real-length frames."""
-    from .encoders.whisper import encoder_frames
-
     states = encoder(wave.float())                                   # (L, T', D)
     states = states[:, : encoder_frames(len(wave))].double()         # the utterance's frames
     pooled = torch.stack([states.mean(dim=1), states.std(dim=1, correction=0)], dim=1)
@@ -86,9 +91,9 @@ def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
     """Read, mix down, resample to 16 kHz and encode one file; AudioError names it."""
     data, rate = audio.read(path)
     wave = features.to_model_rate(data, rate, SAMPLE_RATE)
-    if len(wave) < 400:
+    if len(wave) < N_FFT:
         raise AudioError(f"{path}: {len(wave)} samples at 16 kHz; the encoder needs at least "
-                         "400 (25 ms)")
+                         f"{N_FFT} (one 25 ms frame)")
     encoding = encode_wave(encoder, wave, keep_frames)
     if not np.isfinite(encoding.pooled).all():
         raise AudioError(f"{path}: the encoder's output is not finite")

@@ -195,18 +195,20 @@ class Prediction:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-# What audio_warnings needs of a head's front end: Whisper's 16 kHz and 25 ms / 10 ms frames
-ENCODER_FRONT = argparse.Namespace(sample_rate=16000, n_fft=400, hop_length=160)
+def head_front():
+    """What audio_warnings needs of a head's front end: Whisper's rate and frames."""
+    from .encoders.whisper import HOP, N_FFT, SAMPLE_RATE
+    return argparse.Namespace(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP)
 
 
 def head_encoder(attrs: dict[str, Any]):
     """The pretrained encoder a head was trained over, from its checkpoint's
     `feature_params` (encoded.h5's attributes): the same weights (by sha256), found
     offline (`weights.resolve`), with the same padding; WeightsError when they are gone."""
-    from .encoders import weights, whisper
+    from .encoded import open_encoder
 
-    folder = weights.resolve(attrs["model"], sha256=attrs["weights_sha256"], download=False)
-    return whisper.Encoder(folder, pad_30s=bool(attrs["pad_30s"]))
+    return open_encoder(attrs["model"], bool(attrs["pad_30s"]), download=False,
+                        sha256=attrs["weights_sha256"])[0]
 
 
 def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
@@ -241,7 +243,7 @@ def predict_file(path: str | Path, cell: CellModels, extractor: features.Extract
     """Score one file; raises AudioError naming it when it cannot be read."""
     from .inference import predict_proba
 
-    params = cell.feature_params or ENCODER_FRONT
+    params = cell.feature_params or head_front()
     data, rate = audio.read(path)                       # as features.load_wave, keeping the peak
     wave = features.to_model_rate(data, rate, params.sample_rate)      # (samples,)
     notes = audio_warnings(float(np.abs(data).max()), wave, params)
