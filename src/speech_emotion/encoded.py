@@ -41,7 +41,6 @@ from tqdm import tqdm
 from . import audio, features
 from .atomic import atomic_path
 from .audio import AudioError
-from .encoders.whisper import N_FFT, SAMPLE_RATE, encoder_frames
 from .params import EncodeParams
 from .pool import fork_pool
 from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
@@ -80,6 +79,8 @@ def open_encoder(model: str, pad_30s: bool, *, download: bool, sha256: str | Non
 
 def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
     """(S,) at 16 kHz -> Encoding; statistics in float64 over the real-length frames."""
+    from .encoders.whisper import encoder_frames  # here: reading the store needs none of it
+
     states = encoder(wave.float())                                   # (L, T', D)
     states = states[:, : encoder_frames(len(wave))].double()         # the utterance's frames
     pooled = torch.stack([states.mean(dim=1), states.std(dim=1, correction=0)], dim=1)
@@ -89,6 +90,8 @@ def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
 
 def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
     """Read, mix down, resample to 16 kHz and encode one file; AudioError names it."""
+    from .encoders.whisper import N_FFT, SAMPLE_RATE
+
     data, rate = audio.read(path)
     wave = features.to_model_rate(data, rate, SAMPLE_RATE)
     if len(wave) < N_FFT:
