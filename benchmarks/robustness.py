@@ -18,15 +18,22 @@ made to the waveform (mono, at the model's rate) before the clip policy:
     telephone     band-passed to 300-3400 Hz (4th-order Butterworth, causal)
     8khz          resampled to 8 kHz and back (the pipeline's own resampler)
 
+`--actors validation` scores each fold's validation actors instead (cells trained with
+`-S train.monitor=ua`, so that they held them out): a recipe is chosen there, never on the
+test actors. `--normalise speaker` normalises each actor's features with that actor's own
+per-bin statistics (unlabelled recordings of one speaker, as a deployed model could be
+given) instead of the training actors'.
+
 Prints UA (%) per condition, per fold and the mean over folds, and the mean's change from
-clean. The noise is drawn from `--seed`, the fold and the utterance: the same run gives
-the same table. Trains nothing; reads data/interim/data.csv and data/raw/ravdess (the
+clean; `--out` saves the per-fold figures as JSON. The noise is drawn from `--seed`, the
+fold and the utterance: the same run gives the same table. Trains nothing; reads data/interim/data.csv and data/raw/ravdess (the
 pipeline's, or `--data` / `--raw`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Callable
@@ -36,10 +43,11 @@ import numpy as np
 import torch
 from scipy import signal
 
-from speech_emotion import features, labels, metrics, paths, predict
+from speech_emotion import atomic, features, labels, metrics, paths, predict
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import subset_table
 from speech_emotion.inference import predict_proba
+from speech_emotion.normalisation import fit_normalisation
 from speech_emotion.params import HEAD_MODELS
 from speech_emotion.predict import feature_params_of
 
@@ -80,12 +88,20 @@ def conditions(params) -> dict[str, Condition]:
 
 
 def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
-               limit: int | None, log=print) -> dict[str, float]:
-    """UA of one fold model on its own test actors, per condition."""
+               limit: int | None, log=print, actors: str = "test",
+               normalise: str = "training") -> dict[str, float]:
+    """UA of one fold model on its own test actors (or, `actors="validation"`, its fold's
+    validation actors: where a recipe is chosen), per condition. `normalise="speaker"`:
+    each actor's features are normalised with that actor's own per-bin statistics (of the
+    changed recordings, as a deployed model could take them from a speaker's unlabelled
+    recordings) instead of the training actors'."""
     model, checkpoint = load_model(checkpoint_path)
     model.eval()
     record = checkpoint["fold"]
-    test_actors = sorted(int(a) for a in record["test_actors"])
+    if actors == "validation" and checkpoint.get("monitor", "none") == "none":
+        raise SystemExit(f"{checkpoint_path}: trained under train.monitor: none, so its "
+                         f"validation actors trained too; retrain with -S train.monitor=ua")
+    test_actors = sorted(int(a) for a in record[f"{actors}_actors"])
     head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
     # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
     params = (argparse.Namespace(**vars(predict.head_front()), trim_db=40.0) if head
@@ -116,7 +132,16 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
             with torch.inference_mode():
                 feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))      # (N, F, T)
                                    for i in range(0, len(clips), 64)])
-        proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
+        if normalise == "speaker":     # each actor's own statistics, no labels: an enrolment
+            proba = np.zeros((len(rows), len(checkpoint["labels"])))
+            for actor in rows["actor"].unique():
+                mine = (rows["actor"] == actor).to_numpy()
+                stats = fit_normalisation(feats[mine], checkpoint["normalisation"].get(
+                    "utterance", "none"), per_frame=head)
+                proba[mine] = predict_proba(model, {**checkpoint, "normalisation": stats},
+                                            feats[mine].numpy(), shifts=shifts)
+        else:
+            proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
         predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
         ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]
     return ua
@@ -143,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shifts", type=int, nargs="+", default=[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="first N test utterances a fold")
+    ap.add_argument("--actors", choices=["test", "validation"], default="test",
+                    help="score each fold model on its fold's test actors (the result) or its "
+                         "validation actors (where a recipe is chosen; needs train.monitor: ua)")
+    ap.add_argument("--normalise", choices=["training", "speaker"], default="training",
+                    help="feature statistics: the checkpoint's (training actors') or each "
+                         "scored actor's own, from its recordings under the condition")
+    ap.add_argument("--out", type=Path, help="also write the per-fold UA here as JSON")
     args = ap.parse_args(argv)
     checkpoints = sorted(args.model.glob("fold*.pt"))
     if not checkpoints:
@@ -152,9 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     per_fold = {}
     for path in checkpoints:
         number = int(path.stem.removeprefix("fold"))
-        per_fold[number] = score_fold(path, data, args.raw, args.shifts, args.seed, args.limit)
-    print(f"{args.model}: UA per condition, each fold model on its own test actors only")
+        per_fold[number] = score_fold(path, data, args.raw, args.shifts, args.seed, args.limit,
+                                      actors=args.actors, normalise=args.normalise)
+    print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
+          f"only")
     print(table(per_fold))
+    if args.out:
+        atomic.write_text(args.out, json.dumps(
+            {"model": str(args.model), "actors": args.actors, "shifts": args.shifts,
+             "normalise": args.normalise,
+             "ua": {str(k): {c: round(v, 4) for c, v in ua.items()}
+                    for k, ua in sorted(per_fold.items())}}, indent=1) + "\n")
     return 0
 
 

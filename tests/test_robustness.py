@@ -3,6 +3,7 @@ of the recording; the clean row is the model's plain score of those utterances."
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion import features, metrics
+from speech_emotion import checkpoint, features, metrics
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import Fold
 from speech_emotion.inference import predict_proba
@@ -54,9 +55,9 @@ def test_each_fold_scores_its_own_test_actors_under_every_condition(
     clips = torch.stack([features.fix_length(features.load_wave(synthetic_corpus / p,
                                                                 params.sample_rate), params)
                          for p in rows["path"]])
-    net, checkpoint = load_model(model / "fold1.pt")
-    proba = predict_proba(net, checkpoint, features.Extractor(params)(clips).numpy())
-    ua = metrics.figures(rows["emotion_name"], [checkpoint["labels"][k]
+    net, saved = load_model(model / "fold1.pt")
+    proba = predict_proba(net, saved, features.Extractor(params)(clips).numpy())
+    ua = metrics.figures(rows["emotion_name"], [saved["labels"][k]
                                                 for k in proba.argmax(axis=1)])["ua"]
     assert out[3].split(" | ")[1] == f"{100 * ua:.1f}"
 
@@ -77,3 +78,58 @@ def test_the_changes_do_what_they_say():
     freqs = np.fft.rfftfreq(phone.shape[0], 1 / rate)
     assert spectrum[np.argmin(abs(freqs - 100))] < 0.05 * spectrum[np.argmin(abs(freqs - 1000))]
     assert change["8khz"](wave, rate, rng).shape == wave.shape
+
+
+def test_validation_actors_score_where_a_recipe_is_chosen(synthetic_corpus, synthetic_table,
+                                                          tmp_path, capsys):
+    """--actors validation reads each fold's validation actors only, writes --out, and refuses
+    a cell whose validation actors trained too (train.monitor: none)."""
+    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS)
+    data = tmp_path / "data.csv"
+    synthetic_table.to_csv(data, index=False)
+    args = [str(model), "--data", str(data), "--raw", str(synthetic_corpus), "--limit", "6",
+            "--actors", "validation", "--out", str(tmp_path / "v.json")]
+    with pytest.raises(SystemExit, match="train.monitor: none"):
+        robustness.main(args)
+    for path in model.glob("fold*.pt"):
+        saved = torch.load(path, weights_only=False)
+        checkpoint.save(path, {**saved, "monitor": "ua"})
+    seen = []
+    original = robustness.features.load_wave
+
+    def spy(path, rate):
+        seen.append(Path(path).parent.name)
+        return original(path, rate)
+
+    robustness.features.load_wave = spy
+    try:
+        assert robustness.main(args) == 0
+    finally:
+        robustness.features.load_wave = original
+    assert set(seen[:6]) == {"Actor_03"} and set(seen[6:]) == {"Actor_01"}
+    saved = json.loads((tmp_path / "v.json").read_text())
+    assert saved["actors"] == "validation" and sorted(saved["ua"]) == ["1", "2"]
+    assert list(saved["ua"]["1"]) == list(robustness.conditions(small_feature_params()))
+
+
+def test_speaker_normalisation_uses_each_actors_own_statistics(synthetic_corpus,
+                                                               synthetic_table, tmp_path):
+    """--normalise speaker: the clean UA is the model's score with each test actor's
+    features normalised by that actor's per-bin mean and std, not the training ones."""
+    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS[:1])
+    params = small_feature_params()
+    rows = synthetic_table[synthetic_table["actor"].isin([1, 2])]
+    rows = rows.groupby("actor").head(6).reset_index(drop=True)        # 6 of each test actor
+    ua = robustness.score_fold(model / "fold1.pt", rows, synthetic_corpus, [0], 0, None,
+                               log=lambda *a, **k: None, normalise="speaker")
+    net, saved = load_model(model / "fold1.pt")
+    predicted = []
+    for actor in (1, 2):
+        mine = rows[rows["actor"] == actor]
+        clips = torch.stack([features.fix_length(features.load_wave(
+            synthetic_corpus / p, params.sample_rate), params) for p in mine["path"]])
+        x = features.Extractor(params)(clips)
+        own = {"mean": x.mean(dim=(0, 2)), "std": x.std(dim=(0, 2))}
+        proba = predict_proba(net, {**saved, "normalisation": own}, x.numpy())
+        predicted += [saved["labels"][k] for k in proba.argmax(axis=1)]
+    assert ua["clean"] == pytest.approx(metrics.figures(rows["emotion_name"], predicted)["ua"])
