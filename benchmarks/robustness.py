@@ -26,8 +26,8 @@ given) instead of the training actors'.
 
 Prints UA (%) per condition, per fold and the mean over folds, and the mean's change from
 clean; `--out` saves the per-fold figures as JSON. The noise is drawn from `--seed`, the
-fold and the utterance: the same run gives the same table. Trains nothing; reads data/interim/data.csv and data/raw/ravdess (the
-pipeline's, or `--data` / `--raw`).
+fold and the utterance: the same run gives the same table. Trains nothing; reads
+data/interim/data.csv and data/raw/ravdess (the pipeline's, or `--data` / `--raw`).
 """
 
 from __future__ import annotations
