@@ -27,7 +27,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -119,20 +119,22 @@ def validation_figures(model: nn.Module, x_val: torch.Tensor, y_val: np.ndarray,
             "ua": scores["ua"], "wa": scores["wa"]}
 
 
-def check_head_recipe(model_name: str, train: TrainParams) -> None:
-    """A head's input has no time axis and no dB scale: refuse the recipes that need them."""
+def head_recipe(train: TrainParams) -> tuple[TrainParams, list[str]]:
+    """The recipe a head trains with: its input (the encoder's pooled layers) has no time
+    axis and no dB scale, so the log-mel settings (`train.utterance_norm`, the SpecAugment,
+    noise, time-shift and warp augmentations) are off for it, whatever `train` says. Returns
+    that recipe and the names of the settings that were on and are not applied."""
     a = train.augment
-    on = [name for name, enabled in (("spec_augment", a.spec_augment.enabled),
-                                     ("noise", a.noise.enabled),
-                                     ("time_shift", a.time_shift.enabled),
-                                     ("warp", a.warp.enabled)) if enabled]
-    if on:
-        raise ValueError(f"{model_name}: train.augment {', '.join(on)} act on log-mel frames; "
-                         "a head's input is the encoder's pooled layers (switch them off, "
-                         "or use train.augment.mixup_alpha)")
-    if train.utterance_norm != "none":
-        raise ValueError(f"{model_name}: train.utterance_norm {train.utterance_norm!r} acts on "
-                         "log-mel frames; a head needs none")
+    on = [name for name, enabled in (("train.utterance_norm", train.utterance_norm != "none"),
+                                     ("train.augment.spec_augment", a.spec_augment.enabled),
+                                     ("train.augment.noise", a.noise.enabled),
+                                     ("train.augment.time_shift", a.time_shift.enabled),
+                                     ("train.augment.warp", a.warp.enabled)) if enabled]
+    off = replace(a, spec_augment=replace(a.spec_augment, enabled=False),
+                  noise=replace(a.noise, enabled=False),
+                  time_shift=replace(a.time_shift, enabled=False),
+                  warp=replace(a.warp, enabled=False))
+    return replace(train, utterance_norm="none", augment=off), on
 
 
 def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
@@ -151,7 +153,10 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     device = device or select_device(train.device)
     ddp = init_distributed(device)
     head = models.is_head(model_name)      # over the encoder's layers: no time, no dB
-    check_head_recipe(model_name, train) if head else check_augment(train.augment, feature_params)
+    if head:
+        train, _ = head_recipe(train)
+    else:
+        check_augment(train.augment, feature_params)
     if train.batch_size % ddp.world:
         raise ValueError(f"train.batch_size {train.batch_size} is not a multiple of the "
                          f"{ddp.world} processes")
@@ -285,6 +290,11 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         raise ValueError(f"subset {subset}: emotions {unknown} are not among its classes {labels}")
     y = sub["emotion_name"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
     train = params.train
+    if models.is_head(model_name):
+        train, skipped = head_recipe(train)
+        if skipped:
+            log(f"{model_name}: {', '.join(skipped)} act on log-mel frames, not on a head's "
+                f"pooled encoder layers: not applied to it", file=sys.stderr)
     config = params.section(model_name)
     single = train.ensemble == 1
     summaries = []
