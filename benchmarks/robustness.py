@@ -101,18 +101,18 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
     if actors == "validation" and checkpoint.get("monitor", "none") == "none":
         raise SystemExit(f"{checkpoint_path}: trained under train.monitor: none, so its "
                          f"validation actors trained too; retrain with -S train.monitor=ua")
-    test_actors = sorted(int(a) for a in record[f"{actors}_actors"])
+    scored = sorted(int(a) for a in record[f"{actors}_actors"])
     head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
     # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
     params = (argparse.Namespace(**vars(predict.head_front()), trim_db=40.0) if head
               else feature_params_of(checkpoint, checkpoint_path))
     rows = subset_table(table, checkpoint["subset"])
-    rows = rows[rows["actor"].isin(test_actors)].reset_index(drop=True)
+    rows = rows[rows["actor"].isin(scored)].reset_index(drop=True)
     if limit:
         rows = rows.iloc[:limit]
     if rows.empty:
-        raise SystemExit(f"{checkpoint_path}: none of its test actors {test_actors} is in the data")
-    log(f"{checkpoint_path.name}: fold {record['number']}, test actors {test_actors}, "
+        raise SystemExit(f"{checkpoint_path}: none of its {actors} actors {scored} is in the data")
+    log(f"{checkpoint_path.name}: fold {record['number']}, {actors} actors {scored}, "
         f"{len(rows)} utterances", file=sys.stderr)
     waves = [features.load_wave(raw / path, params.sample_rate).numpy() for path in rows["path"]]
     if head:
