@@ -25,7 +25,8 @@ per-bin statistics (unlabelled recordings of one speaker, as a deployed model co
 given) instead of the training actors'.
 
 Prints UA (%) per condition, per fold and the mean over folds, and the mean's change from
-clean; `--out` saves the per-fold figures as JSON. The noise is drawn from `--seed`, the
+clean; `--out` saves the per-fold figures as JSON, and `--table a.json b.json ...` prints
+one row per saved run. The noise is drawn from `--seed`, the
 fold and the utterance: the same run gives the same table. Trains nothing; reads
 data/interim/data.csv and data/raw/ravdess (the pipeline's, or `--data` / `--raw`).
 """
@@ -133,13 +134,13 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
                 feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))      # (N, F, T)
                                    for i in range(0, len(clips), 64)])
         if normalise == "speaker":     # each actor's own statistics, no labels: an enrolment
-            proba = np.zeros((len(rows), len(checkpoint["labels"])))
+            proba, x = np.zeros((len(rows), len(checkpoint["labels"]))), feats.numpy()
             for actor in rows["actor"].unique():
                 mine = (rows["actor"] == actor).to_numpy()
-                stats = fit_normalisation(feats[mine], checkpoint["normalisation"].get(
+                stats = fit_normalisation(x[mine], checkpoint["normalisation"].get(
                     "utterance", "none"), per_frame=head)
                 proba[mine] = predict_proba(model, {**checkpoint, "normalisation": stats},
-                                            feats[mine].numpy(), shifts=shifts)
+                                            x[mine], shifts=shifts)
         else:
             proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
         predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
@@ -160,9 +161,29 @@ def table(per_fold: dict[int, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def compare(saved: list[Path]) -> str:
+    """One row per run saved with --out (its file name): mean UA over folds per condition,
+    and the mean over the changed conditions (everything but clean)."""
+    runs = {path.stem: json.loads(path.read_text()) for path in saved}
+    names = list(next(iter(next(iter(runs.values()))["ua"].values())))
+    lines = ["| run | actors | folds | " + " | ".join(names) + " | mean changed |",
+             "|---|---|---:|" + "---:|" * (len(names) + 1)]
+    for run, record in runs.items():
+        folds = record["ua"].values()
+        mean = {c: statistics.fmean(fold[c] for fold in folds) for c in names}
+        changed = statistics.fmean(mean[c] for c in names if c != "clean")
+        lines.append(f"| {run} | {record['actors']} | {len(folds)} | "
+                     + " | ".join(f"{100 * mean[c]:.1f}" for c in names)
+                     + f" | {100 * changed:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", type=Path, help="a model folder models/<model>-<subset>")
+    ap.add_argument("model", type=Path, nargs="?",
+                    help="a model folder models/<model>-<subset>")
+    ap.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                    help="compare runs saved with --out (one row each) instead of scoring")
     ap.add_argument("--data", type=Path, default=paths.DATA_CSV, help="data.csv")
     ap.add_argument("--raw", type=Path, default=paths.RAW, help="the RAVDESS folder of data.csv")
     ap.add_argument("--shifts", type=int, nargs="+", default=[0])
@@ -176,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                          "scored actor's own, from its recordings under the condition")
     ap.add_argument("--out", type=Path, help="also write the per-fold UA here as JSON")
     args = ap.parse_args(argv)
+    if args.table:
+        print(compare(args.table))
+        return 0
+    if args.model is None:
+        ap.error("give a model folder (or --table)")
     checkpoints = sorted(args.model.glob("fold*.pt"))
     if not checkpoints:
         raise SystemExit(f"{args.model}: no fold<k>.pt checkpoints")
