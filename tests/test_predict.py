@@ -348,3 +348,27 @@ def test_the_hop_and_the_window_count_are_bounded(capsys, model_dir, recordings,
     clips = predict.windows(long, params, hop)
     assert clips.shape[0] == predict.MAX_WINDOWS                        # not ~12 000
     assert torch.equal(clips[-1], long[-clips.shape[1]:])               # still flush with the end
+
+
+def test_a_level_centred_model_hears_a_quieter_file_as_the_same(capsys, model_dir, recordings,
+                                                                tmp_path):
+    """train.utterance_norm: level travels in the checkpoint and predict applies it as
+    evaluate does: the same file 12 dB quieter gets the same probabilities, where the same
+    weights without the centring score it differently."""
+    wave, rate = sf.read(recordings["stereo.flac"])
+    quiet = tmp_path / "quiet.flac"
+    sf.write(quiet, wave * 10 ** (-12 / 20), rate)
+    centred = tmp_path / "cnn-all"
+    centred.mkdir()
+    for path in sorted(model_dir.glob("fold*.pt")):
+        saved = torch.load(path, weights_only=False)
+        torch.save({**saved, "normalisation": {**saved["normalisation"], "utterance": "level",
+                                               "mean": saved["normalisation"]["mean"] * 0}},
+                   centred / path.name)
+    probabilities = {}
+    for name, folder in (("plain", model_dir), ("level", centred)):
+        _, out, _ = run_json(capsys, recordings["stereo.flac"], quiet, "--model", folder)
+        probabilities[name] = [list(p["probabilities"].values()) for p in out["predictions"]]
+    assert probabilities["level"][1] == pytest.approx(probabilities["level"][0], abs=1e-4)
+    plain = np.abs(np.subtract(*probabilities["plain"])).max()
+    assert plain > 1e-3                      # 10x the tolerance the centred model meets
