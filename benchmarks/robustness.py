@@ -28,7 +28,8 @@ Prints UA (%) per condition, per fold and the mean over folds, and the mean's ch
 clean; `--out` saves the per-fold figures as JSON, and `--table a.json b.json ...` prints
 one row per saved run. The noise is drawn from `--seed`, the
 fold and the utterance: the same run gives the same table. Trains nothing; reads
-data/interim/data.csv and data/raw/ravdess (the pipeline's, or `--data` / `--raw`).
+data/interim/data.csv and data/raw/ravdess (the pipeline's), or `--raw` a RAVDESS folder
+(labelled as the labels stage does, or by `--data`).
 """
 
 from __future__ import annotations
@@ -184,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="a model folder models/<model>-<subset>")
     ap.add_argument("--table", type=Path, nargs="+", metavar="JSON",
                     help="compare runs saved with --out (one row each) instead of scoring")
-    ap.add_argument("--data", type=Path, default=paths.DATA_CSV, help="data.csv")
-    ap.add_argument("--raw", type=Path, default=paths.RAW, help="the RAVDESS folder of data.csv")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="data.csv (default: the pipeline's, or with --raw the labels of "
+                         "--raw's files)")
+    ap.add_argument("--raw", type=Path, default=None,
+                    help="a folder in RAVDESS layout (default: the pipeline's data/raw/ravdess)")
     ap.add_argument("--shifts", type=int, nargs="+", default=[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="first N test utterances a fold")
@@ -206,11 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoints:
         raise SystemExit(f"{args.model}: no fold<k>.pt checkpoints")
     torch.set_num_threads(1)
-    data = labels.read_table(args.data)
+    if args.data is None and args.raw is not None:    # label the folder as the labels stage
+        data = labels.build_table(args.raw, progress=True)
+    else:
+        data = labels.read_table(args.data or paths.DATA_CSV)
+    raw = args.raw or paths.RAW
     per_fold = {}
     for path in checkpoints:
         number = int(path.stem.removeprefix("fold"))
-        per_fold[number] = score_fold(path, data, args.raw, args.shifts, args.seed, args.limit,
+        per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
                                       actors=args.actors, normalise=args.normalise)
     print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
           f"only")

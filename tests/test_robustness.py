@@ -139,3 +139,17 @@ def test_speaker_normalisation_uses_each_actors_own_statistics(synthetic_corpus,
         proba = predict_proba(net, {**saved, "normalisation": own}, x.numpy())
         predicted += [saved["labels"][k] for k in proba.argmax(axis=1)]
     assert ua["clean"] == pytest.approx(metrics.figures(rows["emotion_name"], predicted)["ua"])
+
+
+def test_a_raw_folder_alone_is_labelled_as_the_labels_stage_does(synthetic_corpus,
+                                                                 synthetic_table, tmp_path,
+                                                                 capsys):
+    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS[:1])
+    data = tmp_path / "data.csv"
+    synthetic_table.to_csv(data, index=False)
+    tables = []
+    for extra in (["--data", str(data)], []):
+        assert robustness.main([str(model), "--raw", str(synthetic_corpus), "--limit", "4",
+                                *extra]) == 0
+        tables.append(capsys.readouterr().out)
+    assert tables[0] == tables[1]
