@@ -164,18 +164,18 @@ def table(per_fold: dict[int, dict[str, float]]) -> str:
 
 def compare(saved: list[Path]) -> str:
     """One row per run saved with --out (its file name): mean UA over folds per condition,
-    and the mean over the changed conditions (everything but clean)."""
+    the mean over the changed conditions (everything but clean) and over all of them."""
     runs = {path.stem: json.loads(path.read_text()) for path in saved}
     names = list(next(iter(next(iter(runs.values()))["ua"].values())))
-    lines = ["| run | actors | folds | " + " | ".join(names) + " | mean changed |",
-             "|---|---|---:|" + "---:|" * (len(names) + 1)]
+    lines = ["| run | actors | folds | " + " | ".join(names) + " | mean changed | mean all |",
+             "|---|---|---:|" + "---:|" * (len(names) + 2)]
     for run, record in runs.items():
         folds = record["ua"].values()
         mean = {c: statistics.fmean(fold[c] for fold in folds) for c in names}
         changed = statistics.fmean(mean[c] for c in names if c != "clean")
         lines.append(f"| {run} | {record['actors']} | {len(folds)} | "
                      + " | ".join(f"{100 * mean[c]:.1f}" for c in names)
-                     + f" | {100 * changed:.1f} |")
+                     + f" | {100 * changed:.1f} | {100 * statistics.fmean(mean.values()):.1f} |")
     return "\n".join(lines)
 
 
