@@ -24,24 +24,27 @@ import robustness  # noqa: E402
 FOLDS = [Fold(1, (1, 2), (3, 4), (5, 6)), Fold(2, (5, 6), (1, 2), (3, 4))]
 
 
-def test_each_fold_scores_its_own_test_actors_under_every_condition(
-        synthetic_corpus, synthetic_table, tmp_path, capsys):
-    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS)
-    data = tmp_path / "data.csv"
-    synthetic_table.to_csv(data, index=False)
-    seen = []
+def actors_read(monkeypatch) -> list[str]:
+    """The actor folder of every file robustness.py reads, in order (filled as it reads)."""
+    seen: list[str] = []
     original = robustness.features.load_wave
 
     def spy(path, rate):
         seen.append(Path(path).parent.name)
         return original(path, rate)
 
-    robustness.features.load_wave = spy
-    try:
-        assert robustness.main([str(model), "--data", str(data), "--raw", str(synthetic_corpus),
-                                "--limit", "12"]) == 0
-    finally:
-        robustness.features.load_wave = original
+    monkeypatch.setattr(robustness.features, "load_wave", spy)
+    return seen
+
+
+def test_each_fold_scores_its_own_test_actors_under_every_condition(
+        synthetic_corpus, synthetic_table, tmp_path, capsys, monkeypatch):
+    model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS)
+    data = tmp_path / "data.csv"
+    synthetic_table.to_csv(data, index=False)
+    seen = actors_read(monkeypatch)
+    assert robustness.main([str(model), "--data", str(data), "--raw", str(synthetic_corpus),
+                            "--limit", "12"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("| condition | fold 1 | fold 2 | mean UA (%)")
     assert [line.split(" | ")[0] for line in out[3:]] == [
@@ -81,7 +84,7 @@ def test_the_changes_do_what_they_say():
 
 
 def test_validation_actors_score_where_a_recipe_is_chosen(synthetic_corpus, synthetic_table,
-                                                          tmp_path, capsys):
+                                                          tmp_path, capsys, monkeypatch):
     """--actors validation reads each fold's validation actors only, writes --out, and refuses
     a cell whose validation actors trained too (train.monitor: none)."""
     model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS)
@@ -94,18 +97,8 @@ def test_validation_actors_score_where_a_recipe_is_chosen(synthetic_corpus, synt
     for path in model.glob("fold*.pt"):
         saved = torch.load(path, weights_only=False)
         checkpoint.save(path, {**saved, "monitor": "ua"})
-    seen = []
-    original = robustness.features.load_wave
-
-    def spy(path, rate):
-        seen.append(Path(path).parent.name)
-        return original(path, rate)
-
-    robustness.features.load_wave = spy
-    try:
-        assert robustness.main(args) == 0
-    finally:
-        robustness.features.load_wave = original
+    seen = actors_read(monkeypatch)
+    assert robustness.main(args) == 0
     assert set(seen[:6]) == {"Actor_03"} and set(seen[6:]) == {"Actor_01"}
     saved = json.loads((tmp_path / "v.json").read_text())
     assert saved["actors"] == "validation" and sorted(saved["ua"]) == ["1", "2"]
