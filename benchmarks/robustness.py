@@ -38,6 +38,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,11 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoints:
         raise SystemExit(f"{args.model}: no fold<k>.pt checkpoints")
     torch.set_num_threads(1)
+    raw = args.raw or paths.RAW
     if args.data is None and args.raw is not None:    # label the folder as the labels stage
-        data = labels.build_table(args.raw, progress=True)
+        raw = Path(tempfile.mkdtemp(prefix="robustness-"))  # does: its Actor_NN/ folders only
+        for actor in sorted(args.raw.glob("Actor_[0-9][0-9]")):
+            (raw / actor.name).mkdir()
+            for wave in actor.resolve().iterdir():
+                (raw / actor.name / wave.name).symlink_to(wave)
+        data = labels.build_table(raw, progress=True)
     else:
         data = labels.read_table(args.data or paths.DATA_CSV)
-    raw = args.raw or paths.RAW
     per_fold = {}
     for path in checkpoints:
         number = int(path.stem.removeprefix("fold"))

@@ -141,9 +141,14 @@ def test_a_raw_folder_alone_is_labelled_as_the_labels_stage_does(synthetic_corpu
     model = save_random_cell(tmp_path / "cnn-all", small_feature_params(), FOLDS[:1])
     data = tmp_path / "data.csv"
     synthetic_table.to_csv(data, index=False)
+    shipped = tmp_path / "ravdess"              # the corpus as shipped: a README beside it
+    shipped.mkdir()
+    for actor in synthetic_corpus.glob("Actor_*"):
+        (shipped / actor.name).symlink_to(actor, target_is_directory=True)
+    (shipped / "README.md").write_text("the licence")
     tables = []
     for extra in (["--data", str(data)], []):
-        assert robustness.main([str(model), "--raw", str(synthetic_corpus), "--limit", "4",
+        assert robustness.main([str(model), "--raw", str(shipped), "--limit", "4",
                                 *extra]) == 0
         tables.append(capsys.readouterr().out)
     assert tables[0] == tables[1]
