@@ -26,10 +26,10 @@ given) instead of the training actors'.
 
 Prints UA (%) per condition, per fold and the mean over folds, and the mean's change from
 clean; `--out` saves the per-fold figures as JSON, and `--table a.json b.json ...` prints
-one row per saved run. The noise is drawn from `--seed`, the
-fold and the utterance: the same run gives the same table. Trains nothing; reads
-data/interim/data.csv and data/raw/ravdess (the pipeline's), or `--raw` a RAVDESS folder
-(labelled as the labels stage does, or by `--data`).
+one row per saved run. The noise is drawn from `--seed`, the fold and the utterance: the
+same run gives the same table. Trains nothing; reads data/interim/data.csv and
+data/raw/ravdess (the pipeline's), or `--raw` a RAVDESS folder, zip or tar (taken and
+labelled as the download and labels stages take `data.source: local`, or by `--data`).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from speech_emotion.inference import predict_proba
 from speech_emotion.normalisation import fit_normalisation
 from speech_emotion.params import HEAD_MODELS
 from speech_emotion.predict import feature_params_of
+from speech_emotion.sources.local import copy_corpus
 
 Condition = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]  # (S,) -> (S,)
 
@@ -211,21 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoints:
         raise SystemExit(f"{args.model}: no fold<k>.pt checkpoints")
     torch.set_num_threads(1)
-    raw = args.raw or paths.RAW
-    if args.data is None and args.raw is not None:    # label the folder as the labels stage
-        raw = Path(tempfile.mkdtemp(prefix="robustness-"))  # does: its Actor_NN/ folders only
-        for actor in sorted(args.raw.glob("Actor_[0-9][0-9]")):
-            (raw / actor.name).mkdir()
-            for wave in actor.resolve().iterdir():
-                (raw / actor.name / wave.name).symlink_to(wave)
-        data = labels.build_table(raw, progress=True)
-    else:
-        data = labels.read_table(args.data or paths.DATA_CSV)
-    per_fold = {}
-    for path in checkpoints:
-        number = int(path.stem.removeprefix("fold"))
-        per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
-                                      actors=args.actors, normalise=args.normalise)
+    with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
+        raw = args.raw or paths.RAW
+        if args.data is None and args.raw is not None:   # as the download and labels stages
+            raw = Path(tmp) / "ravdess"                   # take a local corpus: its speech
+            copy_corpus(args.raw, raw, progress=False,    # audio only, a zip or tar too
+                        log=lambda *a, **k: print(*a, file=sys.stderr))
+            data = labels.build_table(raw, progress=True)
+        else:
+            data = labels.read_table(args.data or paths.DATA_CSV)
+        per_fold = {}
+        for path in checkpoints:
+            number = int(path.stem.removeprefix("fold"))
+            per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
+                                          actors=args.actors, normalise=args.normalise)
     print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
           f"only")
     print(table(per_fold))

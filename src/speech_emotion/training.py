@@ -290,8 +290,8 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         raise ValueError(f"subset {subset}: emotions {unknown} are not among its classes {labels}")
     y = sub["emotion_name"].map({name: i for i, name in enumerate(labels)}).to_numpy(np.int64)
     train = params.train
-    if models.is_head(model_name):
-        train, skipped = head_recipe(train)
+    if models.is_head(model_name):          # train_fold applies the head's recipe
+        _, skipped = head_recipe(train)
         if skipped:
             log(f"{model_name}: {', '.join(skipped)} act on log-mel frames, not on a head's "
                 f"pooled encoder layers: not applied to it", file=sys.stderr)
