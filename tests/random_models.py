@@ -50,3 +50,19 @@ def save_random_cell(folder: Path, feature_params: FeatureParams, folds: list[Fo
             "best_epoch": 1 if members == 1 else [1] * members,
         })
     return folder
+
+
+def with_speaker_norm(folder: Path, out: Path, prior: float = 0.0) -> Path:
+    """The checkpoints of `folder` as `train.speaker_norm` writes them, into `out`: each
+    speaker standardised by its own statistics (shrunk by `prior` utterances toward the
+    training rows' -40 +/- 20 dB), then training statistics of standardised rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.glob("fold*.pt")):
+        saved = checkpoint.load(path)
+        n_bins = saved["normalisation"]["mean"].shape[0]
+        saved["normalisation"] = {
+            "mean": torch.zeros(n_bins), "std": torch.ones(n_bins),
+            "speaker": {"mean": torch.full((n_bins,), -40.0), "std": torch.full((n_bins,), 20.0),
+                        "prior": float(prior), "per_frame": False}}
+        checkpoint.save(out / path.name, saved)
+    return out

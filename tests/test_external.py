@@ -165,14 +165,19 @@ def test_a_cell_without_a_corpus_class_leaves_its_utterances_out(monkeypatch):
                                          for i in range(3)])
     strong = external.Cell("cnn-strong", list(SUBSETS["strong"]), [1, 2], None)
 
-    def fake(cell, path, shifts):                      # always "calm", then the right class
-        emotion = path.name.rstrip("0123456789.wav")
-        probs = np.full(len(cell.labels), 0.01)
-        probs[cell.labels.index("calm")] = 0.5
-        probs[cell.labels.index(emotion)] = 0.4
-        return probs / probs.sum()
+    def fake_score(models, inputs, shifts, speakers):  # always "calm", then the right class
+        out = []
+        for path in inputs:
+            emotion = path.rstrip("0123456789.wav")
+            probs = {label: 0.01 for label in strong.labels}
+            probs["calm"], probs[emotion] = 0.5, 0.4
+            out.append(predict.Prediction(path, "calm", probs, 1, []))
+        return out
 
-    monkeypatch.setattr(external, "probabilities_of", fake)
+    monkeypatch.setattr(external, "front_end_key", lambda cell: "log-mel")
+    monkeypatch.setattr(external, "corpus_inputs",
+                        lambda corpus, cell, progress: [r.path for r in corpus.recordings])
+    monkeypatch.setattr(predict, "score_inputs", fake_score)
     monkeypatch.setattr(external, "unreadable", lambda corpus: [])
     [(cell, scores)] = list(external.score_corpus(corpus, [strong], [0]))
     m = scores.metrics

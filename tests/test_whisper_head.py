@@ -313,8 +313,13 @@ def test_the_external_stage_scores_a_head_cell_as_predict_does(head_cell):
 
     model_dir, wav, _, _ = head_cell
     cell = external.load_cell("whisper_mlp-all", model_dir)
-    probabilities = external.probabilities_of(cell, wav, shifts=[0])
-    assert probabilities.shape == (8,) and abs(probabilities.sum() - 1) < 1e-3
+    corpus = external.Corpus("c", wav.parent, [external.Recording(wav.name, "angry", "")])
+    [item] = external.corpus_inputs(corpus, cell)
+    [scored] = predict.score_inputs(cell.loaded, [item], [0], external.speakers_of(corpus))
+    direct = predict.predict_file(wav, cell.loaded, predict.head_encoder(cell.loaded.encode_attrs),
+                                  shifts=[0])
+    assert scored.probabilities == direct.probabilities
+    assert abs(sum(scored.probabilities.values()) - 1) < 1e-3
 
 
 def test_robustness_scores_a_head_under_changed_recordings(head_cell):

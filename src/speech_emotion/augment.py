@@ -82,7 +82,8 @@ class Augment(nn.Module):
         self.freq_mask = torchaudio.transforms.FrequencyMasking(spec.freq_mask, iid_masks=True)
         self.time_mask = torchaudio.transforms.TimeMasking(spec.time_mask, iid_masks=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                speaker: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         noise, shift, spec = self.params.noise, self.params.time_shift, self.params.spec_augment
         warp = self.params.warp
         if warp.enabled:
@@ -101,7 +102,7 @@ class Augment(nn.Module):
             x = torch.where(chosen[:, None, None], noisy, x)
         if shift.enabled and shift.max_frames > 0:
             x = time_shift(x, shift.max_frames)
-        x = normalise(x, self.normalisation)
+        x = normalise(x, self.normalisation, speaker)   # speaker: the rows' own statistics
         if spec.enabled:
             x = x[:, None]                                   # (B, 1, F, T): a mask per utterance
             for _ in range(spec.masks):

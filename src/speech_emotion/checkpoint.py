@@ -8,7 +8,9 @@ primitives (the contract in ARCHITECTURE.md):
     model           "cnn" | "cnn_transformer" (speech_emotion.models.MODELS)
     config          the model's config dataclass as a dict
     labels          emotion names in class order
-    normalisation   {"mean": (F,), "std": (F,)} fitted on the training actors
+    normalisation   {"mean": (F,), "std": (F,)} fitted on the training actors; under
+                    train.speaker_norm also "speaker": {"mean", "std": the training rows'
+                    own statistics, "prior", "per_frame"} (normalisation.py)
     feature_params  the `features` params of the features it was trained on
     fold            {"number", "test_actors", "validation_actors", "train_actors"}
     subset          "all" | "strong" | "normal"
@@ -130,6 +132,18 @@ def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
         if tuple(value.shape) != expected:
             raise bad(f"normalisation.{key}", f"shape {tuple(value.shape)}, but feature_params."
                       f"{which} give {expected}: the feature params disagree with the weights")
+    speaker = norm.get("speaker")           # train.speaker_norm; absent in older checkpoints
+    if speaker is not None:
+        if not isinstance(speaker, dict) or not isinstance(speaker.get("prior"), (int, float)) \
+                or speaker["prior"] < 0 or not isinstance(speaker.get("per_frame"), bool):
+            raise bad("normalisation.speaker", "expected {'mean', 'std', 'prior' >= 0, "
+                      "'per_frame'}")
+        for key in ("mean", "std"):
+            value = speaker.get(key)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != (
+                    tuple(norm["mean"].shape) if speaker["per_frame"] else expected[:1]):
+                raise bad(f"normalisation.speaker.{key}", "missing, or not the shape of the "
+                          "training statistics")
     if not isinstance(checkpoint["fold"], dict) or "number" not in checkpoint["fold"]:
         raise bad("fold", "expected a mapping with the fold's number")
 

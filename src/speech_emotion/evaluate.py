@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from . import inputs, metrics
 from .folds import Fold, from_split, split_rows, subset_table
+from .metrics import PROTOCOLS
 from .params import Params
 from .ravdess import SUBSETS
 from .store import FeatureSet, feature_differences
@@ -81,7 +82,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
     inputs.check(feature_set.attrs, params)           # features.h5 or encoded.h5
     table = subset_table(table, subset)
     folds = from_split(table["actor"], params.split, log=log)
-    parts = []
+    parts, adaptive = [], set()
     for fold in tqdm(folds, desc=f"evaluate {model_dir.name}", unit="fold", disable=not progress):
         path = path_for(model_dir, fold.number)
         if not path.is_file():
@@ -92,8 +93,12 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
         test = table.iloc[split_rows(table, fold).test]                # the test actors only
         assert set(test["actor"]) <= set(fold.test_actors)
         features = feature_set.features[feature_set.rows(test["path"])]  # (n, F, T)
+        # under train.speaker_norm, each test actor is standardised by the statistics of its
+        # own test utterances (unlabelled audio: speaker-adaptive), never the labels
         probabilities = np.asarray(predict_proba(model, checkpoint, features,
-                                                 shifts=params.evaluate.shifts))   # (n, C)
+                                                 shifts=params.evaluate.shifts,
+                                                 speakers=test["actor"].to_numpy()))  # (n, C)
+        adaptive.add("speaker" in checkpoint["normalisation"])
         labels = list(checkpoint["labels"])
         parts.append(pd.DataFrame({
             "fold": fold.number,
@@ -104,5 +109,7 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
             "path": test["path"].to_numpy(),
         }))
     predictions = pd.concat(parts, ignore_index=True)
-    return CellScores(metrics.summarise(predictions, SUBSETS[subset], subset),
+    scores = metrics.summarise(predictions, SUBSETS[subset], subset)
+    scores["protocol"] = PROTOCOLS[adaptive == {True}]
+    return CellScores(scores,
                       metrics.confusion_records(predictions), predictions)

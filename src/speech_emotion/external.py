@@ -16,7 +16,8 @@ audio (`AUDIO_SUFFIXES`) are passed over; an audio file whose name does not fit 
 and one utterance found twice (two copies), are errors that list the first offenders.
 
 A cell (`models/<model>-<subset>/`) is scored as `predict` scores a file: its fold models'
-class probabilities averaged (`probabilities_of`, the one call into predict), then
+class probabilities averaged (`predict.file_inputs` once per file and front end, then
+`predict.score_inputs`, per speaker under `train.speaker_norm`), then
 
     (C,) over the cell's labels --restrict to S--> the shared class with the highest probability
 
@@ -32,7 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
+import json
 import re
 import sys
 import tempfile
@@ -276,24 +279,44 @@ class Cell:
 
 def load_cell(name: str, folder: Path) -> Cell:
     """The fold models of `folder` (`predict.load_cell_models`, with its checks)."""
-    from . import features, predict
-
-    models = predict.load_cell_models(folder)
-    extractor = (predict.head_encoder(models.encode_attrs) if models.head   # Whisper, then head
-                 else features.Extractor(models.feature_params))
-    return Cell(name, models.labels, models.folds, (models, extractor))
-
-
-def probabilities_of(cell: Cell, path: Path, shifts: Sequence[int]) -> np.ndarray:
-    """`(C,)` class probabilities of one file over `cell.labels`: the fold models averaged,
-    windows and time shifts as `predict` does (4 decimals, as it prints them). The one
-    call into predict's scoring: a new kind of model changes predict only. Raises
-    AudioError naming the file when it cannot be read."""
     from . import predict
 
-    models, extractor = cell.loaded
-    prediction = predict.predict_file(path, models, extractor, shifts=shifts)
-    return np.array([prediction.probabilities[label] for label in cell.labels])
+    return Cell(name, *_loaded(predict.load_cell_models(folder)))
+
+
+def _loaded(models) -> tuple[list[str], list[int], Any]:
+    return models.labels, models.folds, models
+
+
+def front_end_key(cell: Cell) -> str:
+    """What a cell's inputs depend on: the encoder's weights and padding for a head, the
+    feature params for a log-mel model. Cells with one key share one pass over the files."""
+    models = cell.loaded
+    attrs = (models.encode_attrs if models.head else dataclasses.asdict(models.feature_params))
+    return json.dumps({"head": models.head, **{k: attrs[k] for k in sorted(attrs)}},
+                      default=str)
+
+
+def corpus_inputs(corpus: Corpus, cell: Cell, progress: bool = False) -> list:
+    """Every recording of `corpus` read and turned into `cell`'s inputs, once (predict's
+    `file_inputs`: windows, then log-mel or the encoder). AudioError names a bad file."""
+    from tqdm import tqdm
+
+    from . import features, predict
+
+    models = cell.loaded
+    extractor = (predict.head_encoder(models.encode_attrs) if models.head
+                 else features.Extractor(models.feature_params))
+    return [predict.file_inputs(corpus.root / r.path, models, extractor)
+            for r in tqdm(corpus.recordings, desc=f"{corpus.name}: "
+                          + ("encoder" if models.head else "log-mel"),
+                          unit="file", disable=not progress, file=sys.stderr)]
+
+
+def speakers_of(corpus: Corpus) -> list[str]:
+    """Who spoke each recording, for `train.speaker_norm`: the corpus's speaker where it
+    names one, else the corpus as a whole (one reference for every unnamed recording)."""
+    return [r.speaker or f"({corpus.name})" for r in corpus.recordings]
 
 
 def shared_classes(labels: Sequence[str], corpus: Corpus, cell: str) -> list[str]:
@@ -326,7 +349,6 @@ def score_corpus(corpus: Corpus, cells: Sequence[Cell], shifts: Sequence[int],
                  progress: bool = False) -> Iterator[tuple[Cell, CorpusScores]]:
     """Each cell's scores on `corpus`, in `cells` order. Every check (shared classes for
     every cell, every file readable) runs before the first file is scored."""
-    from tqdm import tqdm
 
     from .metrics import confusion_records, summarise_corpus
 
@@ -337,14 +359,23 @@ def score_corpus(corpus: Corpus, cells: Sequence[Cell], shifts: Sequence[int],
                           "file(s):\n" + "\n".join(f"  - {p}" for p in problems[:SHOWN])
                           + (f"\n  ... and {len(problems) - SHOWN} more"
                              if len(problems) > SHOWN else ""))
+    from . import predict
+
+    inputs: dict[str, list] = {}          # front end -> every recording's inputs, made once
+    speakers = speakers_of(corpus)
     for cell in cells:
-        kept = [r for r in corpus.recordings if r.emotion in shared[cell.name]]
+        key = front_end_key(cell)
+        if key not in inputs:
+            inputs[key] = corpus_inputs(corpus, cell, progress)
+        # every recording of a speaker, whatever its class, is that speaker's unlabelled
+        # audio: the statistics of train.speaker_norm (no label reaches them)
+        scored = predict.score_inputs(cell.loaded, inputs[key], shifts, speakers)
+        kept = [i for i, r in enumerate(corpus.recordings) if r.emotion in shared[cell.name]]
         left_out = Counter(r.emotion for r in corpus.recordings
                            if r.emotion not in shared[cell.name])
-        probabilities = np.stack([                                      # (N, C)
-            probabilities_of(cell, corpus.root / r.path, shifts)
-            for r in tqdm(kept, desc=f"{corpus.name}: {cell.name}", unit="file",
-                          disable=not progress, file=sys.stderr)])
+        probabilities = np.array([[scored[i].probabilities[label] for label in cell.labels]
+                                  for i in kept])                       # (N, C)
+        kept = [corpus.recordings[i] for i in kept]
         table = pd.DataFrame({"speaker": [r.speaker for r in kept],
                               "actual": [r.emotion for r in kept],
                               "predicted": restrict(probabilities, cell.labels,

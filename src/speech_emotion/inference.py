@@ -3,7 +3,7 @@ averaged over time-shifted copies (test-time augmentation).
 
     raw features (N, F, T)
     -> each copy shifted by s frames, s in `shifts` (edge frames held)   (N, F, T)
-    -> the checkpoint's normalisation                                    (N, F, T)
+    -> the checkpoint's normalisation (the speaker's, then the training statistics) (N, F, T)
     -> model logits -> softmax                                           (N, C)
     -> mean over the copies                                              (N, C)
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .normalisation import normalise
+from .normalisation import normalise, speaker_statistics
 
 
 @torch.no_grad()
@@ -54,7 +54,8 @@ def check_shifts(shifts: Sequence[int], n_frames: int, source: str = "evaluate.s
 def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
                   features: np.ndarray | torch.Tensor, batch_size: int = 64,
                   device: str | torch.device | None = None,
-                  shifts: Sequence[int] = (0,)) -> np.ndarray:
+                  shifts: Sequence[int] = (0,), speakers: Sequence[Any] | None = None,
+                  speaker: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
     """Class probabilities (N, n_classes) of raw features (N, F, T) from the features stage.
 
     Applies the checkpoint's normalisation (fitted on its training actors); the class
@@ -63,6 +64,13 @@ def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
     these many frames, and their probabilities are averaged (test-time augmentation: the
     conv stack's pooling grid sees each copy at another phase); not for a head, whose
     input has no time axis.
+
+    A checkpoint trained with `train.speaker_norm` standardises each speaker by its own
+    statistics first: `speakers` (N,) says who spoke each row, and the statistics come
+    from the rows of `features` that share it (unlabelled; `speaker_statistics`);
+    `speaker` gives them instead (e.g. from other recordings of the same speakers). With
+    neither, each row is its own speaker (utterance-only: nothing known of the speaker),
+    shrunk toward the training statistics.
     """
     from .models import time_axis
 
@@ -74,8 +82,12 @@ def predict_proba(model: nn.Module, checkpoint: dict[str, Any],
         shifts = (0,)
     check_shifts(shifts, x.shape[-1])
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    norm = checkpoint["normalisation"]
+    if "speaker" in norm and speaker is None:
+        speaker = speaker_statistics(x, range(len(x)) if speakers is None else speakers,
+                                     norm["speaker"], utterance=norm.get("utterance", "none"))
     probabilities = [torch.softmax(logits_of(model, normalise(shift_frames(x, s) if s else x,
-                                                              checkpoint["normalisation"]),
+                                                              norm, speaker),
                                              batch_size, device), dim=1)
                      for s in shifts]
     return torch.stack(probabilities).mean(dim=0).numpy()                      # (N, C)

@@ -14,7 +14,9 @@ The three headline figures of speech-emotion work:
      "folds":   {"fold1": {"ua", "wa", "macro_f1", "n_utterances", "test_actors"}, ...},
      "classes": {"neutral": {"recall", "precision", "f1", "support"}, ...},
      "by_intensity": {"strong": {"ua", "wa", "macro_f1", "n_utterances"}, "normal": {...}},
-     "by_gender":    {"male": {...}, "female": {...}}}
+     "by_gender":    {"male": {...}, "female": {...}},
+     "protocol": "utterance-only" | "speaker-adaptive" (classifiers: whether each test
+                 actor's own unlabelled utterances standardised that actor)}
 
 `classes`, `by_intensity` and `by_gender` pool the test utterances of every fold (each
 utterance is a test utterance in exactly one fold); `by_*` appear for the `all` subset
@@ -42,6 +44,11 @@ from sklearn.metrics import (
 )
 
 from .ravdess import GENDERS, INTENSITIES, gender
+
+# How much of the test speaker a score knows (`train.speaker_norm`), indexed by "adaptive":
+# utterance-only, nothing known of the speaker (predict on one file); speaker-adaptive,
+# the speaker's own unlabelled recordings standardise it. Never mixed in one table row.
+PROTOCOLS = ("utterance-only", "speaker-adaptive")
 
 DECIMALS = 4
 FIGURES = ("ua", "wa", "macro_f1")

@@ -1,9 +1,21 @@
-"""Feature normalisation: per-bin statistics of the training rows, applied to every row.
+"""Feature normalisation: the one chain every model input goes through, in training,
+`evaluate`, `external` and `predict` alike.
 
     raw features (N, F, T) dB log-mel (or MFCC)
     -> optional per-utterance centring (`train.utterance_norm`: none | level | bins)
+    -> optional per-speaker standardisation (`train.speaker_norm`): minus the speaker's
+       own mean, over its own std, from that speaker's unlabelled utterances only, shrunk
+       toward the training statistics by `prior` utterances (`speaker_statistics`)
     -> minus the per-bin mean, over the per-bin std (F,), both fitted on the training
        actors' rows only and stored in the checkpoint (`normalisation`)
+
+A speaker's statistics are what a deployed model can know: its own audio, never a label.
+With few recordings, or recordings mostly of one emotion, the speaker's mean is a poor
+emotion-neutral reference; the shrinkage weighs the speaker's n utterances against
+`prior` utterances' worth of the training statistics, w = n / (n + prior):
+
+    mean_s = w * mean(speaker) + (1 - w) * mean(training)
+    var_s  = w * var(speaker)  + (1 - w) * var(training)
 
 A head's input (encoded.h5: T is the encoder's layers, not time) gets statistics per bin
 and layer, (F, T), instead (`per_frame`).
@@ -11,9 +23,11 @@ and layer, (F, T), instead (`per_frame`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 STD_FLOOR = 1e-5  # a constant feature bin (e.g. all padding) is left unscaled, not divided by 0
@@ -33,25 +47,88 @@ def centre_utterances(features: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"train.utterance_norm: unknown {how!r} (none | level | bins)")
 
 
+def _moments(x: torch.Tensor, per_frame: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) variance of (N, F, T): per bin (F,) over utterances and
+    frames, or per bin and frame (F, T) over utterances."""
+    over = (0,) if per_frame else (0, 2)
+    return x.mean(dim=over), x.var(dim=over, correction=0)
+
+
 def fit_normalisation(features: np.ndarray | torch.Tensor,
-                      utterance: str = "none", per_frame: bool = False) -> dict[str, Any]:
+                      utterance: str = "none", per_frame: bool = False,
+                      speakers: Sequence[Any] | None = None,
+                      speaker_prior: float = 0.0) -> dict[str, Any]:
     """Per-bin mean and std (F,) over every frame of `features` (N, F, T), after
     `centre_utterances(features, utterance)`, which `normalise` then applies first;
-    `per_frame`: per bin and frame (F, T), over the utterances only."""
+    `per_frame`: per bin and frame (F, T), over the utterances only.
+
+    `speakers` (N,): standardise each speaker first (`speaker_statistics`, shrunk by
+    `speaker_prior`), then fit the statistics on the standardised rows. The result then
+    holds `speaker`: the training rows' own statistics (the shrinkage target and the
+    fallback) and the prior, so that scoring applies the same chain."""
     x = centre_utterances(torch.as_tensor(features, dtype=torch.float64), utterance)
+    stats: dict[str, Any] = {}
+    if speakers is not None:
+        mean, var = _moments(x, per_frame)
+        stats["speaker"] = {"mean": mean.float(), "std": var.sqrt().clamp(min=STD_FLOOR).float(),
+                            "prior": float(speaker_prior), "per_frame": per_frame}
+        x = _standardise(x, speaker_statistics(x, speakers, stats["speaker"], centred=True))
     over = (0,) if per_frame else (0, 2)
-    mean = x.mean(dim=over)
-    std = x.std(dim=over).clamp(min=STD_FLOOR)
-    stats: dict[str, Any] = {"mean": mean.float(), "std": std.float()}
+    stats["mean"] = x.mean(dim=over).float()
+    stats["std"] = x.std(dim=over).clamp(min=STD_FLOOR).float()
     if utterance != "none":
         stats["utterance"] = utterance
     return stats
 
 
-def normalise(features: torch.Tensor, normalisation: dict[str, Any]) -> torch.Tensor:
+def speaker_statistics(features: np.ndarray | torch.Tensor, speakers: Sequence[Any],
+                       speaker: dict[str, Any], *, utterance: str = "none",
+                       centred: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's speaker statistics: mean and std (N, F, 1), or (N, F, T) per frame, of the
+    rows of `features` (N, F, T) that share its entry in `speakers` (N,), shrunk toward the
+    training statistics `speaker` (a checkpoint's `normalisation["speaker"]`) by its prior.
+    Unlabelled: only the features and who spoke them. `centred`: `features` already had
+    `utterance` centring taken away."""
+    x = torch.as_tensor(features, dtype=torch.float64)
+    if not centred:
+        x = centre_utterances(x, utterance)
+    if len(speakers) != len(x):
+        raise ValueError(f"{len(speakers)} speaker names for {len(x)} utterances")
+    per_frame, prior = bool(speaker["per_frame"]), float(speaker["prior"])
+    ref_mean = speaker["mean"].to(torch.float64)
+    ref_var = speaker["std"].to(torch.float64) ** 2
+    shape = (len(x), *x.shape[1:]) if per_frame else (len(x), x.shape[1], 1)
+    mean, std = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+    codes = pd.factorize(pd.Series(list(speakers), dtype=object))[0]
+    for code in np.unique(codes):
+        rows = torch.from_numpy(np.flatnonzero(codes == code))
+        own_mean, own_var = _moments(x[rows], per_frame)
+        w = len(rows) / (len(rows) + prior)
+        m = w * own_mean + (1 - w) * ref_mean
+        v = w * own_var + (1 - w) * ref_var
+        s = v.sqrt().clamp(min=STD_FLOOR)
+        mean[rows] = m if per_frame else m[:, None]
+        std[rows] = s if per_frame else s[:, None]
+    return mean, std
+
+
+def _standardise(x: torch.Tensor, statistics: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    mean, std = statistics
+    return (x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype)
+
+
+def normalise(features: torch.Tensor, normalisation: dict[str, Any],
+              speaker: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """(B, F, T) -> (B, F, T): the utterance's own centring (if the statistics were fitted
-    with one), then zero mean and unit variance per bin (training statistics)."""
+    with one), then the rows' speaker statistics (`speaker_statistics`; required when the
+    statistics were fitted with speakers), then zero mean and unit variance per bin
+    (training statistics)."""
     features = centre_utterances(features, normalisation.get("utterance", "none"))
+    if "speaker" in normalisation:
+        if speaker is None:
+            raise ValueError("these statistics standardise each speaker first: give each "
+                             "row's speaker statistics (normalisation.speaker_statistics)")
+        features = _standardise(features, speaker)
     mean = normalisation["mean"].to(features.device)       # (F,) or, per frame, (F, T)
     std = normalisation["std"].to(features.device)
     if mean.ndim == 1:

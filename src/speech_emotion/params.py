@@ -439,6 +439,17 @@ class AugmentParams(Section):
 
 
 @dataclass(frozen=True)
+class SpeakerNormParams(Section):
+    enabled: bool                # standardise each speaker's inputs by that speaker's own
+                                 # statistics (normalisation.speaker_statistics)
+    prior: float                 # weight, in utterances, of the training statistics in a
+                                 # speaker's (shrinkage); 0: the speaker's own alone
+
+    def __post_init__(self):
+        _at_least(self, 0, "prior")
+
+
+@dataclass(frozen=True)
 class OptimParams(Section):
     name: Literal["adamw", "sgd"]
     lr: float                    # peak learning rate
@@ -473,6 +484,7 @@ class TrainParams(Section):
     label_smoothing: float
     class_weighting: Literal["none", "balanced"]
     utterance_norm: Literal["none", "level", "bins"]  # each utterance's own mean taken away
+    speaker_norm: SpeakerNormParams  # each speaker's own statistics, then the training ones
     optim: OptimParams
     augment: AugmentParams
 

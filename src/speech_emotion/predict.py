@@ -17,6 +17,12 @@ params stored in the checkpoint, and the model's own normalisation statistics:
                         of ./params.yaml, or of `--params`)
          --mean over windows and fold models--> (C,)
 
+A model trained with `train.speaker_norm` standardises each speaker by that speaker's own
+statistics before its training statistics. `--speaker` says that the files are one
+speaker's: their windows together give the statistics (the more files, and the more
+emotions among them, the better). Without it each file is its own speaker, its statistics
+shrunk toward the training statistics by the model's `prior` (utterance-only).
+
 The fold models of a model folder (`CellModels`) are scored alike and their probabilities
 averaged (a checkpoint trained with `train.ensemble` > 1 is itself an ensemble, of seeds,
 and loads as `models.ensemble.SeedEnsemble`, so its members count as one fold model). The
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import audio, features, paths
@@ -238,18 +245,25 @@ def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
     return as_inputs(pooled)
 
 
-def predict_file(path: str | Path, cell: CellModels, extractor: features.Extractor,
-                 hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
-    """Score one file; raises AudioError naming it when it cannot be read."""
-    from .inference import predict_proba
+@dataclass
+class FileInputs:
+    """One file ready for the models: its windows' features and what was noticed."""
 
+    path: str | Path
+    features: np.ndarray          # (W, F, T): log-mel windows, or a head's (W, 2D, L)
+    notes: list[str]
+
+
+def file_inputs(path: str | Path, cell: CellModels, extractor: features.Extractor,
+                hop: int | None = None) -> FileInputs:
+    """Read one file and make the models' inputs; raises AudioError naming it when it
+    cannot be read."""
     params = cell.feature_params or head_front()
     data, rate = audio.read(path)                       # as features.load_wave, keeping the peak
     wave = features.to_model_rate(data, rate, params.sample_rate)      # (samples,)
     notes = audio_warnings(float(np.abs(data).max()), wave, params)
     if cell.head:                         # the encoder's pooled layers, as the encode stage
         feats = torch.from_numpy(encoder_inputs(wave, extractor, hop, notes))  # (W, 2D, L)
-        clips = feats
     else:
         clips = windows(wave, params, hop, notes)                       # (W, S)
         with torch.inference_mode():
@@ -257,14 +271,44 @@ def predict_file(path: str | Path, cell: CellModels, extractor: features.Extract
                                for i in range(0, clips.shape[0], EXTRACT_BATCH)])
     if not torch.isfinite(feats).all():
         raise AudioError(f"{path}: features are not finite (NaN or infinite)")
-    probs = np.stack([np.asarray(predict_proba(model, checkpoint, feats.numpy(), shifts=shifts))
+    return FileInputs(path, feats.numpy(), notes)
+
+
+def score_inputs(cell: CellModels, inputs: Sequence[FileInputs], shifts: Sequence[int] = (0,),
+                 speakers: Sequence[Any] | None = None) -> list[Prediction]:
+    """Each file's prediction: its windows' probabilities averaged over windows and fold
+    models. Models trained with `train.speaker_norm` standardise a speaker by its own
+    statistics: `speakers` names each file's speaker (`--speaker`: one for all; `external`:
+    the corpus's speakers); by default each file is its own speaker (its windows), shrunk
+    toward the training statistics by the model's prior (utterance-only: nothing else is
+    known of the speaker)."""
+    from .inference import predict_proba
+
+    x = np.concatenate([i.features for i in inputs])                    # (sum W, F, T)
+    owner = np.repeat(np.arange(len(inputs)), [len(i.features) for i in inputs])
+    if speakers is not None:
+        if len(speakers) != len(inputs):
+            raise ValueError(f"{len(speakers)} speakers for {len(inputs)} files")
+        speakers = pd.factorize(pd.Series(list(speakers), dtype=object))[0][owner]
+    else:
+        speakers = owner
+    probs = np.stack([np.asarray(predict_proba(model, checkpoint, x, shifts=shifts,
+                                               speakers=speakers))
                       for model, checkpoint in zip(cell.models, cell.checkpoints, strict=True)])
-    mean = probs.reshape(-1, probs.shape[-1]).mean(axis=0)              # (C,)
-    labels = cell.labels
-    return Prediction(str(path), labels[int(mean.argmax())],
-                      {label: round(float(p), DECIMALS)
-                       for label, p in zip(labels, mean, strict=True)},
-                      int(clips.shape[0]), notes)
+    labels, out = cell.labels, []
+    for k, item in enumerate(inputs):
+        mean = probs[:, owner == k].reshape(-1, probs.shape[-1]).mean(axis=0)   # (C,)
+        out.append(Prediction(str(item.path), labels[int(mean.argmax())],
+                              {label: round(float(p), DECIMALS)
+                               for label, p in zip(labels, mean, strict=True)},
+                              int(len(item.features)), item.notes))
+    return out
+
+
+def predict_file(path: str | Path, cell: CellModels, extractor: features.Extractor,
+                 hop: int | None = None, shifts: Sequence[int] = (0,)) -> Prediction:
+    """Score one file on its own; raises AudioError naming it when it cannot be read."""
+    return score_inputs(cell, [file_inputs(path, cell, extractor, hop)], shifts)[0]
 
 
 def table(predictions: Sequence[Prediction], labels: Sequence[str]) -> str:
@@ -298,6 +342,11 @@ def parser() -> argparse.ArgumentParser:
                     help="test-time augmentation: average over copies shifted by these many "
                          "frames (default: evaluate.shifts of --params, else of ./params.yaml "
                          "if there is one, else 0: none)")
+    ap.add_argument("--speaker", action="store_true",
+                    help="the files are all one speaker's: a model trained with "
+                         "train.speaker_norm standardises them by their joint statistics "
+                         "(default: each file is its own speaker); the more recordings, of "
+                         "the more emotions, the better the reference")
     ap.add_argument("--hop-s", type=float, default=None,
                     help="seconds between windows on audio longer than the model's clip "
                          "(default: half a clip)")
@@ -349,17 +398,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, message in missing:
         print(f"error: {message}", file=sys.stderr)
         errors.append({"file": str(path), "error": message})
+    ready = []
     for path in files:
         try:
-            result = predict_file(path, cell, extractor, hop, shifts)
+            item = file_inputs(path, cell, extractor, hop)
+            if not args.speaker:          # scored now: one file's memory at a time
+                results.extend(score_inputs(cell, [item], shifts))
+            else:
+                ready.append(item)
         except AudioError as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
             errors.append({"file": str(path), "error": message})
             continue
-        for note in result.warnings:
+        for note in item.notes:
             print(f"warning: {path}: {note}", file=sys.stderr)
-        results.append(result)
+    if ready:
+        results = score_inputs(cell, ready, shifts, speakers=[0] * len(ready))
     if args.json:
         print(json.dumps({
             "model": str(cell.folder), "folds": cell.folds, "labels": cell.labels,

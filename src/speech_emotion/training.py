@@ -5,6 +5,7 @@ One fold at a time (`train_fold`), one dvc.yaml cell at a time (`train_cell`):
     features (N, F, T) dB log-mel, rows of data.csv
     -> rows of the subset, then the fold's training / validation rows (speaker-independent,
        twins on one side; the test actors are never loaded here)
+    -> each training actor standardised by its own statistics (`train.speaker_norm`)
     -> per-bin mean and std over the training rows only          (`normalisation`)
     -> each epoch, training rows only: noise at a random SNR and a time shift (raw dB),
        normalise, SpecAugment masks, optional mixup                (`augment`)
@@ -42,7 +43,7 @@ from .augment import Augment, check_augment
 from .device import init_distributed, select_device
 from .folds import fold_record, from_split, split_rows, subset_rows
 from .inference import logits_of
-from .normalisation import fit_normalisation, normalise
+from .normalisation import fit_normalisation, normalise, speaker_statistics
 from .params import Params, TrainParams
 from .ravdess import SUBSETS
 
@@ -56,6 +57,8 @@ class FoldData:
     y_train: np.ndarray   # (N_train,) int64, indices into labels
     x_val: np.ndarray
     y_val: np.ndarray
+    speakers_train: np.ndarray | None = None  # (N_train,) who spoke each row: the actor
+    speakers_val: np.ndarray | None = None    # needed under train.speaker_norm only
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -175,11 +178,23 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
     shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
 
-    normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=head)
+    by_speaker = train.speaker_norm.enabled
+    if by_speaker and (data.speakers_train is None or data.speakers_val is None):
+        raise ValueError("train.speaker_norm needs each row's speaker (FoldData.speakers_*)")
+    normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=head,
+                                      speakers=data.speakers_train if by_speaker else None,
+                                      speaker_prior=train.speaker_norm.prior)
     augment = Augment(train.augment, normalisation)
     x_train = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
-    x_val = normalise(torch.from_numpy(np.asarray(data.x_val, dtype=np.float32)), normalisation)
+    # each training actor's statistics, from its clean rows (float32, as the batches)
+    train_speaker = (tuple(t.float() for t in speaker_statistics(
+        x_train, data.speakers_train, normalisation["speaker"], utterance=train.utterance_norm))
+        if by_speaker else None)
+    x_val = torch.from_numpy(np.asarray(data.x_val, dtype=np.float32))
+    x_val = normalise(x_val, normalisation, speaker_statistics(
+        x_val, data.speakers_val, normalisation["speaker"], utterance=train.utterance_norm)
+        if by_speaker else None)
     y_val = data.y_val.astype(np.int64)
 
     weights = (class_weights(data.y_train, n_classes) if train.class_weighting == "balanced"
@@ -208,7 +223,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         total_loss = torch.zeros(2, dtype=torch.float64)
         for step in range(steps_per_epoch):
             index = order[step * local_batch:(step + 1) * local_batch]
-            xb = augment(x_train[index].to(device))
+            xb = augment(x_train[index].to(device),
+                         None if train_speaker is None else tuple(t[index] for t in train_speaker))
             yb = y_train[index].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 if beta is not None:
@@ -304,7 +320,9 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
             fit, held = np.concatenate([sides.train, sides.validation]), sides.validation[:0]
         else:
             fit, held = sides.train, sides.validation
-        data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held])
+        actors = sub["actor"].to_numpy()
+        data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held],
+                        actors[fit], actors[held])
         results = []
         for member in range(train.ensemble):   # member m trains as train.seed + m alone would
             run = fold.name if single else f"{fold.name}/member{member + 1}"
