@@ -4,6 +4,7 @@ dvc params diff, dvc plots diff; and the metric names read well."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -278,3 +279,50 @@ def test_exps_table_from_json():
     text = exps.table(shown)
     assert "more" in text and "fhvae-all" in text and "seed" not in text
     assert [r["name"] for r in exps.rows(shown)] == ["workspace", "main", "more"]
+
+
+def test_results_travel_through_a_dvc_remote_and_experiments_through_git(experiment,
+                                                                          tmp_path):
+    """The README's sharing recipe: `dvc push` to a remote (a local folder: a real DVC
+    remote type), then a colleague's `git clone` and `dvc pull` get the committed outputs
+    byte for byte (the lock's md5),
+    a clean `dvc status` and a `dvc repro` that runs nothing; `dvc exp push` to a git remote
+    (a bare repository) and `dvc exp pull` bring an experiment and its metrics along."""
+    root, dvc = experiment
+    storage, origin, clone = tmp_path / "storage", tmp_path / "origin.git", tmp_path / "clone"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "test",
+           "GIT_AUTHOR_EMAIL": "test@example.org", "GIT_COMMITTER_NAME": "test",
+           "GIT_COMMITTER_EMAIL": "test@example.org"}
+
+    def run(cwd, *args):
+        done = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, f"{' '.join(map(str, args))}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    # --local: the remote is this machine's setting, so the shared fixture's commits stay
+    # as they are (the README commits it, with `dvc remote add -d`)
+    dvc("remote", "add", "--local", "-d", "storage", str(storage))
+    dvc("push")
+    run(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    run(root, "git", "push", "-q", str(origin), "HEAD:refs/heads/main")
+    dvc("exp", "push", str(origin), "two-epochs")
+
+    run(tmp_path, "git", "clone", "-q", "-b", "main", str(origin), str(clone))
+    python = [sys.executable, "-m", "dvc"]
+    run(clone, *python, "remote", "add", "--local", "-d", "storage", str(storage))
+    run(clone, *python, "pull")
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    outs = {out["path"]: out for stage in lock["stages"].values() for out in stage.get("outs", [])}
+    assert METRICS in outs and f"models/{CELL}" in outs
+    for path, out in outs.items():                 # every output there, as the lock says
+        assert (clone / path).exists(), path
+        if (clone / path).is_file():
+            assert hashlib.md5((clone / path).read_bytes()).hexdigest() == out["md5"], path
+    # folders: dvc status hashes every output against the lock (and the deps too)
+    status = json.loads(run(clone, *python, "status", "--json") or "{}")
+    assert status == {}
+    assert "up to date" in run(clone, *python, "repro", TARGET)
+    run(clone, *python, "exp", "pull", str(origin), "two-epochs")
+    shown = run(clone, *python, "exp", "show", "--json")
+    assert "two-epochs" in shown and METRICS in shown
