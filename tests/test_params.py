@@ -218,3 +218,162 @@ def test_check_command_names_a_misspelled_key(tmp_path, raw, capsys):
     err = capsys.readouterr().err
     assert err == (f"error: {path}: unknown key(s) train.epoch\n") or (
         "unknown key(s) train.epoch" in err and err.count("\n") == 1), err
+
+
+# ---------------------------------------------------------------- round three (issue 35)
+# params that `check` used to pass, or answer with a traceback, and a stage then failed on.
+def _lines(raw):
+    return yaml.safe_dump(raw, sort_keys=False).splitlines()
+
+
+def _check(path, capsys):
+    from speech_emotion import cli
+
+    code = cli.main(["check", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_latin1_params_file_is_one_line(tmp_path, raw, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(("# café\n" + yaml.safe_dump(raw)).encode("latin-1"))
+    with pytest.raises(params.ParamsError, match=r"not UTF-8 text \(byte 0xe9 at offset 5\); "
+                       "save the file as UTF-8"):
+        params.load(path)
+    code, _, err = _check(path, capsys)
+    assert code == 1 and err.count("\n") == 1 and "not UTF-8" in err
+
+
+def test_a_duplicate_key_is_refused_naming_both_lines(tmp_path, raw, capsys):
+    lines = _lines(raw)
+    at = lines.index("train:") + 1
+    lines.insert(at, "  seed: 5")
+    lines.insert(at + 1, "  seed: 6")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    message = (f"{path}: line {at + 2}: duplicate key 'seed' (also on line {at + 1}); give "
+               "each key once (DVC refuses such a file)")
+    with pytest.raises(params.ParamsError) as err:
+        params.load(path)
+    assert str(err.value) == message
+    assert _check(path, capsys) == (1, "", f"error: {message}\n")
+    # a flow mapping on one line, and a top-level section given twice
+    path.write_text("a: {x: 1, x: 2}\n")
+    with pytest.raises(params.ParamsError, match="line 1: duplicate key 'x' .also on line 1"):
+        params.load(path)
+    path.write_text(yaml.safe_dump(raw) + "train: {}\n")
+    with pytest.raises(params.ParamsError, match="duplicate key 'train'"):
+        params.load(path)
+
+
+def test_merge_keys_may_repeat(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("base: &b {a: 1}\nother: {<<: *b, a: 2}\n")
+    assert params.parse_yaml(path.read_text(), "x") == {"base": {"a": 1}, "other": {"a": 2}}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.seed", 99999999999999999999999999,
+     "train.seed = 99999999999999999999999999, must be in 0..4294967295"),
+    ("train.seed", -1, "train.seed = -1, must be in 0..4294967295"),
+    ("train.seed", 2**32 - 1, None),
+    ("split.seed", 2**32, "split.seed = 4294967296, must be in 0..4294967295"),
+    ("represent.seed", 2**40, "represent.seed = 1099511627776, must be in 0..4294967295"),
+    ("probe.seed", 2**32, "probe.seed = 4294967296, must be in 0..4294967295"),
+    ("data.synthetic.seed", 2**64, "data.synthetic.seed = 18446744073709551616, must be in"),
+], ids=["train-huge", "train-negative", "train-largest", "split", "represent", "probe",
+        "synthetic"])
+def test_seeds_are_what_numpy_and_torch_take(tmp_path, raw, key, value, message):
+    path = _write(tmp_path, raw)
+    if message is None:
+        assert params.load(path, overrides={key: value}).train.seed == value
+        return
+    with pytest.raises(params.ParamsError) as err:
+        params.load(path, overrides={key: value})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_ensembles_seeds_all_fit(tmp_path, raw):
+    path = _write(tmp_path, raw)
+    with pytest.raises(params.ParamsError, match=r"train.seed = 4294967295, must be in "
+                       r"0..4294967294 .*with 2 consecutive seeds"):
+        params.load(path, overrides={"train.seed": 2**32 - 1, "train.ensemble": 2})
+
+
+def test_more_mel_bands_than_stft_bins_is_refused(tmp_path, raw):
+    path = _write(tmp_path, raw)
+    with pytest.raises(params.ParamsError, match=r"features.n_mels = 1000, must be at most "
+                       r"n_fft / 2 \+ 1 \(257, the STFT's frequency bins at n_fft = 512\)"):
+        params.load(path, overrides={"features.n_mels": 1000, "features.n_fft": 512})
+    params.load(path, overrides={"features.n_mels": 257, "features.n_fft": 512,
+                                 "cells.variants": ["logmel_stats"]})
+
+
+@pytest.mark.parametrize("name", ["a" * 101, "x" * 300])
+def test_a_corpus_name_too_long_for_a_folder_is_refused(tmp_path, raw, name):
+    path = _write(tmp_path, raw)
+    with pytest.raises(params.ParamsError) as err:
+        params.load(path, overrides={"external.corpora": [
+            {"name": name, "path": "x", "preset": "tess"}]})
+    text = str(err.value)
+    assert "external.corpora[0].name = 'aaaa" in text or "name = 'xxxx" in text
+    assert "at most 100 characters" in text and len(text) < 300
+    params.load(path, overrides={"external.corpora": [
+        {"name": "a" * 100, "path": "x", "preset": "tess"}]})
+
+
+def test_a_huge_value_is_cut_in_the_message(tmp_path, raw, capsys):
+    """An alias bomb (each level nine of the one below) in a known key: the message quotes
+    the first 80 characters, at once."""
+    bomb = "[&a [" + ",".join(['"lol"'] * 9) + "]"
+    for level, below in zip("bcdefghi", "abcdefgh", strict=True):
+        bomb += f", &{level} [" + ",".join([f"*{below}"] * 9) + "]"
+    bomb += "]"
+    lines = _lines(raw)
+    at = next(i for i, line in enumerate(lines) if line.startswith("  n_mels:"))
+    lines[at] = "  n_mels: " + bomb
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = _check(path, capsys)
+    assert code == 1 and err.startswith(f"error: {path}: 'features.n_mels' must be int, got "
+                                        "[['lol', ")
+    assert len(err.split(" got ", 1)[1]) == 80 + len("...\n")
+    for key, value in (("encode.frames", "w" * 10**6), ("split.folds", list(range(10**5))),
+                       ("data.zenodo.md5", "f" * 10**6), ("train.optim.lr", 10**400)):
+        with pytest.raises(params.ParamsError) as error:
+            params.load(_write(tmp_path, raw), overrides={key: value})
+        assert len(str(error.value)) < 250, (key, str(error.value)[:300])
+
+
+def test_a_number_too_long_to_read_is_one_line(tmp_path, raw):
+    lines = _lines(raw)
+    at = lines.index("train:") + 1
+    assert lines[at] == "  seed: 0"
+    lines[at] = "  seed: " + "9" * 5000
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(params.ParamsError) as err:
+        params.load(path)
+    assert "not valid YAML: unreadable value" in str(err.value)
+    assert f"(line {at + 1}, column 9)" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_check_on_a_folder_and_check_help(tmp_path, capsys):
+    assert _check(tmp_path, capsys) == (1, "", f"error: {tmp_path}: a directory, not a params "
+                                        "file\n")
+    from speech_emotion import cli
+
+    assert cli.main(["check", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: speech-emotion check") and "params.yaml" in out
+    assert cli.main(["check", "-h"]) == 0
+    assert "usage: speech-emotion check" in capsys.readouterr().out
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(params.ParamsError) as err:
+        params.load(path)
+    assert "not valid YAML" in str(err.value) and "\n" not in str(err.value)
+    assert "(line 2, column 1)" in str(err.value)

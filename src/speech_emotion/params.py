@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -29,9 +30,35 @@ from .ravdess import ACTORS, SUBSETS
 
 DEFAULT_PATH = Path("params.yaml")
 
+SEED_LIMIT = 2 ** 32     # seeds are 0 .. 2**32 - 1: numpy's legacy seed and scikit-learn's
+                         # random_state take no more (torch takes 64 bits)
+NAME_LIMIT = 100         # characters of a name that becomes a folder or file name
+SHOWN_CHARS = 80         # characters of a value quoted in an error, then "..."
+
 
 class ParamsError(ValueError):
     """params.yaml is malformed; the message names the key and the file."""
+
+
+class _Repr(reprlib.Repr):
+    def repr_str(self, x: str, level: int) -> str:      # the start, not reprlib's middle cut
+        return repr(x[:SHOWN_CHARS + 1])
+
+
+_REPR = _Repr()
+_REPR.maxlevel, _REPR.maxother, _REPR.maxlong = 4, SHOWN_CHARS, SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for an error message, at most SHOWN_CHARS characters then `...`: a
+    value may be huge (a YAML alias bomb expands to millions of items), the message stays
+    one short line. reprlib bounds the work as well as the text."""
+    return _cut(_REPR.repr(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 class FieldError(ParamsError):
@@ -41,7 +68,7 @@ class FieldError(ParamsError):
 
     def __init__(self, field: str, value: Any, rule: str):
         self.field, self.value, self.rule = field, value, rule
-        super().__init__(f"{field} = {value!r}, {rule}")
+        super().__init__(f"{field} = {shown(value)}, {rule}")
 
 
 # ---------------------------------------------------------------- range checks
@@ -68,6 +95,16 @@ def _probability(section: Any, *names: str, below_one: bool = False) -> None:
         if not (0 <= value < 1 if below_one else 0 <= value <= 1):
             raise FieldError(name, value, "must be in [0, 1)" if below_one else
                              "must be in [0, 1]")
+
+
+def _seed(section: Any, name: str, span: int = 1) -> None:
+    """A seed that numpy, torch and scikit-learn all take: `span` seeds from it (an
+    ensemble's members) within 0 .. SEED_LIMIT - 1."""
+    value = getattr(section, name)
+    if not 0 <= value <= SEED_LIMIT - span:
+        raise FieldError(name, value, f"must be in 0..{SEED_LIMIT - span} (a seed numpy and "
+                         "torch take" + (f", with {span} consecutive seeds" if span > 1 else "")
+                         + ")")
 
 
 def _sizes(section: Any, name: str, odd: bool = False) -> None:
@@ -144,7 +181,7 @@ class SyntheticParams(Section):
             raise FieldError("actors", self.actors,
                              f"must be a count 1-{len(ACTORS)} or a list of distinct actors "
                              f"1-{len(ACTORS)}")
-        _at_least(self, 0, "seed")           # numpy's SeedSequence takes no negative seed
+        _seed(self, "seed")
 
 
 @dataclass(frozen=True)
@@ -192,6 +229,11 @@ class FeatureParams(Section):
         if not self.f_min < self.f_max <= nyquist:
             raise FieldError("f_max", self.f_max, f"must be above f_min ({self.f_min}) and "
                              f"at most sample_rate / 2 ({nyquist:g})")
+        bins = self.n_fft // 2 + 1
+        if self.n_mels > bins:
+            raise FieldError("n_mels", self.n_mels, f"must be at most n_fft / 2 + 1 ({bins}, "
+                             f"the STFT's frequency bins at n_fft = {self.n_fft}); more mel "
+                             "bands than bins leaves bands empty")
         clip = n_samples(self)
         if clip <= self.n_fft:
             raise FieldError("duration_s", self.duration_s, f"gives {clip} samples; a clip must "
@@ -240,6 +282,7 @@ class SplitParams(Section):
             raise FieldError("validation_actors", self.validation_actors,
                              f"must be in 2-{most} (one male and one female at least, and "
                              "training actors left)")
+        _seed(self, "seed")
 
 
 # ---------------------------------------------------------------- descriptive analysis
@@ -492,6 +535,7 @@ class TrainParams(Section):
         _at_least(self, 1, "ensemble", "epochs", "batch_size", "patience")
         _at_least(self, 0, "threads")
         _probability(self, "label_smoothing")
+        _seed(self, "seed", span=self.ensemble)  # member m trains from seed + m
 
 
 # ---------------------------------------------------------------- representation learning
@@ -553,6 +597,7 @@ class RepresentParams(Section):
     def __post_init__(self):
         _at_least(self, 1, "segment_frames", "batch_size")
         _at_least(self, 0, "threads")
+        _seed(self, "seed")
         if self.fhvae.supervised_weight != 0:
             raise FieldError("fhvae.supervised_weight", self.fhvae.supervised_weight,
                              "must be 0 (fhvae is the unsupervised model; ss_fhvae has the head)")
@@ -573,7 +618,7 @@ class ProbeParams(Section):
     def __post_init__(self):
         _positive(self, "C", "tsne_perplexity")
         _at_least(self, 1, "max_iter")
-        _at_least(self, 0, "seed")           # scikit-learn's random_state: 0 .. 2**32 - 1
+        _seed(self, "seed")                  # scikit-learn's random_state: 0 .. 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -595,9 +640,11 @@ class CorpusParams(Section):
                                  # presets of speech_emotion.external (tests hold them equal)
 
     def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name):
-            raise FieldError("name", self.name, "must be letters, digits, _ and - (a folder "
-                             "name), starting with a letter or digit")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name) \
+                or len(self.name) > NAME_LIMIT:
+            raise FieldError("name", self.name, f"must be letters, digits, _ and - (a folder "
+                             f"name), starting with a letter or digit, at most {NAME_LIMIT} "
+                             "characters")
         if not self.path.strip():
             raise FieldError("path", self.path, "must name the corpus's folder, archive or "
                              "CSV file")
@@ -653,11 +700,18 @@ def load(path: str | Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = 
     """Read and validate params.yaml. `overrides` maps dotted keys to values (for tests)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: a directory, not a params file") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                          f"offset {err.start}); save the file as UTF-8") from None
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read the params file ({err.strerror or err})") \
+            from None
+    raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
     for dotted, value in (overrides or {}).items():
@@ -665,10 +719,65 @@ def load(path: str | Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = 
     return from_dict(raw, source=str(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    value silently; DVC's parser refuses the file, so `check` must too)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":      # `<<: *base` may repeat
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in first:
+                        raise _DuplicateKey(key, first[key] + 1, key_node.start_mark.line + 1)
+                    first[key] = key_node.start_mark.line
+                except TypeError:               # an unhashable key: the base class says so
+                    continue
+        return super().construct_mapping(node, deep)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as err:        # int() of over 4300 digits, a bad date, ...
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unreadable value ({' '.join(str(err).split())})",
+                node.start_mark) from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int):
+        self.key, self.first, self.again = key, first, again
+        super().__init__(f"duplicate key {shown(key)}")
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The data of one YAML document, as `yaml.safe_load` gives it, but refusing duplicate
+    keys; every error is one line naming `source` and the line."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    except _DuplicateKey as err:
+        raise ParamsError(f"{source}: line {err.again}: duplicate key {shown(err.key)} (also "
+                          f"on line {err.first}); give each key once (DVC refuses such a "
+                          "file)") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        what = " ".join(filter(None, (err.context, err.problem))) or type(err).__name__
+        raise ParamsError(f"{source}: not valid YAML: {what}{where}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{source}: not valid YAML: {' '.join(str(err).split())}") from None
+    finally:
+        loader.dispose()
+
+
 def from_dict(raw: Mapping[str, Any], source: str = "params") -> Params:
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS), key=str)
     if unknown:
-        raise ParamsError(f"{source}: unknown section(s) {', '.join(unknown)}; "
+        raise ParamsError(f"{source}: unknown section(s) {_cut(', '.join(map(str, unknown)))}; "
                           f"known: {', '.join(SECTIONS)}")
     sections = {}
     for name, cls in SECTIONS.items():
@@ -744,13 +853,13 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
-            raise ParamsError(f"{source}: '{key}' must be a mapping, got {value!r}")
+            raise ParamsError(f"{source}: '{key}' must be a mapping, got {shown(value)}")
         hints = typing.get_type_hints(hint)
         fields = [f.name for f in dataclasses.fields(hint)]
-        unknown = sorted(set(value) - set(fields))
+        unknown = sorted(set(value) - set(fields), key=str)
         if unknown:
             names = ", ".join(f"{key}.{u}" for u in unknown)
-            raise ParamsError(f"{source}: unknown key(s) {names}")
+            raise ParamsError(f"{source}: unknown key(s) {_cut(names)}")
         missing = [f for f in fields if f not in value]
         if missing:
             names = ", ".join(f"{key}.{m}" for m in missing)
@@ -767,32 +876,36 @@ def convert(value: Any, hint: Any, key: str, source: str) -> Any:
                 return convert(value, option, key, source)
             except ParamsError as err:
                 errors.append(str(err))
-        raise ParamsError(f"{source}: '{key}' = {value!r} is none of {_name(hint)}")
+        raise ParamsError(f"{source}: '{key}' = {shown(value)} is none of {_name(hint)}")
     if origin is Literal:
         if value not in args:
-            raise ParamsError(f"{source}: '{key}' = {value!r}, expected one of {list(args)}")
+            raise ParamsError(f"{source}: '{key}' = {shown(value)}, expected one of {list(args)}")
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ParamsError(f"{source}: '{key}' must be a list, got {value!r}")
+            raise ParamsError(f"{source}: '{key}' must be a list, got {shown(value)}")
         return [convert(item, args[0], f"{key}[{i}]", source) for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ParamsError(f"{source}: '{key}' must be a mapping, got {value!r}")
+            raise ParamsError(f"{source}: '{key}' must be a mapping, got {shown(value)}")
         return {k: convert(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
     if hint is type(None):
         if value is not None:
-            raise ParamsError(f"{source}: '{key}' must be null, got {value!r}")
+            raise ParamsError(f"{source}: '{key}' must be null, got {shown(value)}")
         return None
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{source}: '{key}' must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ParamsError(f"{source}: '{key}' must be a finite number, got {value!r}")
-        return float(value)
+            raise ParamsError(f"{source}: '{key}' must be a number, got {shown(value)}")
+        try:
+            number = float(value)               # an int past float's range overflows
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ParamsError(f"{source}: '{key}' must be a finite number, got {shown(value)}")
+        return number
     if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ParamsError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}")
+            raise ParamsError(f"{source}: '{key}' must be {hint.__name__}, got {shown(value)}")
         return value
     if hint is Any:
         return value
@@ -804,14 +917,25 @@ def _name(hint: Any) -> str:
 
 
 def check(argv: list[str] | None = None) -> int:
-    """`speech-emotion check [params.yaml]`: validate the file as every stage does (types,
+    """`speech-emotion check [params.yaml ...]`: validate the file as every stage does (types,
     unknown and missing keys, ranges); one line and exit 1 on the first problem. Run it
     before `dvc repro`/`dvc exp run`: DVC itself meets a misspelled key first and removes
     the outputs of the stages that declare it (docs/RELIABILITY.md)."""
+    import argparse
     import sys
 
-    paths = (argv if argv is not None else sys.argv[1:]) or [str(DEFAULT_PATH)]
-    for path in paths:
+    parser = argparse.ArgumentParser(
+        prog="speech-emotion check",
+        description="Validate params.yaml as every stage does (types, unknown, missing and "
+                    "duplicate keys, ranges): one line and exit status 1 on the first problem. "
+                    "Run it before dvc repro / dvc exp run.")
+    parser.add_argument("paths", nargs="*", metavar="params.yaml",
+                        help=f"the files to check (default: {DEFAULT_PATH})")
+    try:
+        args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    except SystemExit as exit:                  # --help (0) or a bad option (2)
+        return int(exit.code or 0)
+    for path in args.paths or [str(DEFAULT_PATH)]:
         try:
             load(path)
         except ParamsError as err:
