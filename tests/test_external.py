@@ -10,6 +10,7 @@ import runpy
 import tarfile
 import typing
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -358,3 +359,81 @@ def test_no_corpora_is_a_no_op_with_empty_outputs(monkeypatch, capsys, tmp_path)
     assert "external.corpora is empty; nothing to score" in out
     for folder in ("metrics/external", "plots/external"):
         assert (empty / folder).is_dir() and not any((empty / folder).iterdir())
+
+
+# ---------------------------------------------------------------- round three (issue 35)
+def test_a_recording_listed_twice_under_other_spellings_is_refused(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "x.wav").write_bytes(b"x")
+    (tmp_path / "audio" / "y.wav").write_bytes(b"y")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "audio" / "y.wav")
+    table = tmp_path / "labels.csv"
+    table.write_text("path,emotion\naudio/x.wav,sad\n./audio/x.wav,angry\n\naudio//x.wav,sad\n"
+                     f"audio/y.wav,happy\n{tmp_path / 'audio' / 'y.wav'},happy\nlink.wav,sad\n")
+    with pytest.raises(CorpusError) as err:
+        external.read_csv(table, "x")
+    assert str(err.value) == (
+        f"x: {table}: 4 recording(s) listed twice (each line once, whatever the spelling of "
+        "its path): line 3: ./audio/x.wav = line 2: audio/x.wav, line 5: audio//x.wav = "
+        f"line 2: audio/x.wav, line 7: {tmp_path / 'audio' / 'y.wav'} = line 6: audio/y.wav, "
+        "line 8: link.wav = line 6: audio/y.wav")          # line 4 is blank
+
+
+@pytest.mark.parametrize("text, lines", [
+    ("path,emotion\na.wav,sad,\nb.wav,angry\n", "line 2"),
+    ("path,emotion,speaker\na.wav,sad,s1,extra\nb.wav,angry,s2\nb.wav,angry,s2,x,y\n",
+     "line 2, line 4"),
+], ids=["trailing-comma", "more-fields"])
+def test_more_fields_than_the_header_is_one_line(tmp_path, text, lines):
+    table = tmp_path / "labels.csv"
+    table.write_text(text)
+    with pytest.raises(CorpusError) as err:
+        external.read_csv(table, "x")
+    assert str(err.value).startswith(f"x: {table}: ") and str(err.value).endswith(
+        f"with more fields than the header's {text.count(',', 0, text.index(chr(10))) + 1} "
+        f"({text.split(chr(10))[0]}; a trailing comma?): {lines}")
+
+
+def test_a_float_file_with_nan_samples_is_found_before_scoring(tmp_path, monkeypatch):
+    """NaN or infinity past the first block of a float WAV; PCM files are not read twice."""
+    wave = np.full((3 * external.BLOCK_FRAMES, 2), 0.1, dtype=np.float32)
+    for name, subtype, bad in (("nan.wav", "FLOAT", np.nan), ("inf.wav", "DOUBLE", np.inf),
+                               ("ok.wav", "FLOAT", None), ("pcm.wav", "PCM_16", None)):
+        samples = wave.copy()
+        if bad is not None:
+            samples[-5, 1] = bad
+        sf.write(tmp_path / name, samples, 16000, subtype=subtype)
+    corpus = external.Corpus("c", tmp_path, [Recording(n, "sad", "") for n in
+                                             ("nan.wav", "inf.wav", "ok.wav", "pcm.wav")])
+    read = []
+    real_blocks = sf.SoundFile.blocks
+    monkeypatch.setattr(sf.SoundFile, "blocks", lambda self, *a, **k: (
+        read.append(self.name), real_blocks(self, *a, **k))[1])
+    assert external.unreadable(corpus) == [
+        f"{tmp_path / 'nan.wav'}: audio holds NaN or infinite samples",
+        f"{tmp_path / 'inf.wav'}: audio holds NaN or infinite samples"]
+    assert [Path(name).name for name in read] == ["nan.wav", "inf.wav", "ok.wav"]
+
+
+def test_a_stage_error_starts_a_line_of_its_own_after_a_progress_bar(capsys):
+    """A file refused while a progress bar is drawn: the bar is closed, the error is a line
+    of its own, and nothing is drawn after it."""
+    import sys
+
+    from tqdm import tqdm
+
+    from speech_emotion import stage
+    from speech_emotion.audio import AudioError
+
+    def score(i):
+        if i == 3:
+            raise AudioError("x.wav: audio holds NaN or infinite samples")
+
+    def main():             # the traceback holds the bar, as corpus_inputs's comprehension does
+        bar = tqdm(range(10), desc="crema: log-mel", file=sys.stderr)
+        return [score(i) for i in bar]
+
+    with pytest.raises(SystemExit):
+        stage.run(main, "external")
+    err = capsys.readouterr().err
+    assert err.endswith("\nexternal: x.wav: audio holds NaN or infinite samples\n"), repr(err)

@@ -36,6 +36,7 @@ import csv
 import dataclasses
 import functools
 import json
+import os
 import re
 import sys
 import tempfile
@@ -178,11 +179,13 @@ def parse_names(names: Sequence[str], preset: str, where: str) -> list[Recording
 def read_csv(path: Path, where: str) -> list[Recording]:
     """The recordings of a CSV with a header `path,emotion[,speaker]` (other columns are
     passed over); relative paths start at the CSV's folder. Every emotion must be a RAVDESS
-    emotion name; raises CorpusError listing the first offending rows."""
+    emotion name, no row may have more fields than the header (a trailing comma), and no
+    recording may be listed twice, however its path is spelt (`a.wav`, `./a.wav`, a link to
+    it): raises CorpusError naming the first offending lines."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
+            rows = [(reader.line_num, row) for row in reader]   # line_num: the row's last line
             header = [(c or "").strip() for c in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise CorpusError(f"{where}: {path}: not a readable CSV ({err})") from None
@@ -190,24 +193,32 @@ def read_csv(path: Path, where: str) -> list[Recording]:
     if missing:
         raise CorpusError(f"{where}: {path}: the header must name the columns path,emotion"
                           f"[,speaker]; {', '.join(missing)} missing (header: {header})")
-    recordings, bad, seen, twice = [], [], set(), []
-    for line, row in enumerate(rows, start=2):
+    extra = [f"line {line}" for line, row in rows if None in row]   # DictReader's restkey
+    if extra:
+        raise CorpusError(f"{where}: {path}: {len(extra)} row(s) with more fields than the "
+                          f"header's {len(header)} ({','.join(header)}; a trailing comma?): "
+                          f"{listing(extra)}")
+    recordings, bad, seen, twice = [], [], {}, []
+    for line, row in rows:
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         emotion = row["emotion"].lower()
         if not row["path"] or emotion not in EMOTION_NAMES:
             bad.append(f"line {line}: {row['path'] or '(no path)'},{row['emotion']}")
             continue
-        if row["path"] in seen:
-            twice.append(f"line {line}: {row['path']}")
+        same = _same_file(path.parent, row["path"])
+        if same in seen:
+            first, spelt = seen[same]
+            twice.append(f"line {line}: {row['path']} = line {first}: {spelt}")
             continue
-        seen.add(row["path"])
+        seen[same] = (line, row["path"])
         recordings.append(Recording(row["path"], emotion, row.get("speaker", "")))
     if bad:
         raise CorpusError(f"{where}: {path}: {len(bad)} row(s) without a path or with an "
                           f"emotion that is not one of RAVDESS's ({', '.join(EMOTION_NAMES)}; "
                           f"map yours to these, leave out rows of other classes): {listing(bad)}")
     if twice:
-        raise CorpusError(f"{where}: {path}: {len(twice)} path(s) listed twice: {listing(twice)}")
+        raise CorpusError(f"{where}: {path}: {len(twice)} recording(s) listed twice (each "
+                          f"line once, whatever the spelling of its path): {listing(twice)}")
     if not recordings:
         raise CorpusError(f"{where}: {path}: no rows")
     absent = [r.path for r in recordings if not (path.parent / r.path).is_file()]
@@ -215,6 +226,15 @@ def read_csv(path: Path, where: str) -> list[Recording]:
         raise CorpusError(f"{where}: {len(absent)} file(s) of {path} not found (relative paths "
                           f"start at the CSV's folder): {listing(absent)}")
     return recordings
+
+
+def _same_file(folder: Path, name: str) -> Path:
+    """What a CSV row's path names, whatever its spelling: `./`, `//`, `..` and links
+    resolved (an absolute path stays itself)."""
+    try:
+        return (folder / name).resolve()
+    except (OSError, RuntimeError):      # a link loop: the path as written, normalised
+        return Path(os.path.normpath(folder / name))
 
 
 @contextlib.contextmanager
@@ -254,16 +274,43 @@ def open_corpus(corpus: CorpusParams, progress: bool = False) -> Iterator[Corpus
 
 
 def unreadable(corpus: Corpus) -> list[str]:
-    """The audio errors (each naming its file) of the recordings soundfile cannot open."""
+    """The audio errors (each naming its file) of the recordings that cannot be scored:
+    those soundfile cannot open (`audio.info`, with its bounds on rate and length) and
+    float files holding NaN or infinite samples (read BLOCK_FRAMES at a time: the memory
+    stays bounded), so that a bad file stops the stage before anything is scored."""
     from . import audio
 
     problems = []
     for recording in corpus.recordings:
+        path = corpus.root / recording.path
         try:
-            audio.info(corpus.root / recording.path)
+            if audio.info(path).subtype in FLOAT_SUBTYPES:
+                _check_finite(path)
         except audio.AudioError as err:
             problems.append(str(err))
     return problems
+
+
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")    # the encodings that can hold NaN or infinity
+BLOCK_FRAMES = 1 << 16                  # frames a block in `unreadable` (x channels x 4 bytes)
+
+
+def _check_finite(path: Path) -> None:
+    """AudioError (audio.read's words) when a sample of `path` is NaN or infinite, as
+    float32 (what audio.read gives: a double past its range is infinite too)."""
+    import soundfile as sf
+
+    from .audio import AudioError
+
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            for block in handle.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: audio holds NaN or infinite samples")
+    except AudioError:
+        raise
+    except Exception as err:          # soundfile raises several types for broken files
+        raise AudioError(f"{path}: unreadable audio ({err})") from None
 
 
 # ---------------------------------------------------------------- scoring

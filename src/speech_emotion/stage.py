@@ -58,6 +58,15 @@ def run(main: Callable[[], object], name: str | None = None) -> None:
         if not is_user_error(err):
             raise
         message = str(err)
+        _close_progress_bars()
         print(message if message.startswith(f"{name}: ") else f"{name}: {message}",
               file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars an error left open (the traceback holds them), so that the
+    message starts a line of its own and no bar is drawn again after it."""
+    tqdm = sys.modules.get("tqdm")             # none imported: none open
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
