@@ -2,6 +2,11 @@
 so that training and serving can never disagree.
 
 Audio is read with soundfile (torchaudio's own I/O needs TorchCodec and FFmpeg).
+
+Every reader goes through `info` or `read`, which refuse, from the header and before any
+sample is decoded, a sample rate outside `MIN_SAMPLE_RATE`-`MAX_SAMPLE_RATE` and a file
+longer than `MAX_SECONDS` or `MAX_SAMPLES`: what is read, and what it becomes once
+resampled, stays bounded whatever the header says.
 """
 
 from __future__ import annotations
@@ -17,6 +22,18 @@ import soundfile as sf
 
 class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""
+
+
+# Sample rates a recording of speech can have. Below 1 kHz nothing of the speech band is
+# left (and a header saying 1 Hz made 20,000 frames, 40 KB, resample to 320 M samples at
+# 16 kHz); 768 kHz is the highest rate of audio converters.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+# The most audio read from one file: an hour (so a resampled copy at 16 kHz is at most
+# 58 M samples), and 2**28 decoded samples, frames x channels (1 GiB as float32: an hour
+# of 48 kHz mono, 46 minutes of 48 kHz stereo, 5.8 minutes at 768 kHz).
+MAX_SECONDS = 3600
+MAX_SAMPLES = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -39,13 +56,15 @@ def info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
     if meta.frames <= 0:
         raise AudioError(f"{path}: empty audio (0 frames)")
+    check_header(path, meta.samplerate, meta.frames, meta.channels)
     return AudioInfo(meta.samplerate, meta.channels, meta.frames, meta.subtype)
 
 
 def read(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a whole file as float32 `(channels, frames)` in [-1, 1] and its sample rate.
 
-    Raises AudioError for unreadable, truncated or empty files and for non-finite samples.
+    Raises AudioError for unreadable, truncated or empty files and for non-finite samples,
+    and, before decoding, for a sample rate or a length out of bounds (`check_header`).
     A header that claims more frames than the file holds is caught as truncation.
     """
     path = Path(path)
@@ -53,9 +72,13 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(str(path)) as handle:
             declared = handle.frames
-            data = handle.read(dtype="float32", always_2d=True)  # (frames, channels)
             sample_rate = handle.samplerate
+            # before decoding: soundfile reads at most the header's frames, now bounded
+            check_header(path, sample_rate, declared, handle.channels)
+            data = handle.read(dtype="float32", always_2d=True)  # (frames, channels)
             header = handle.extra_info
+    except AudioError:
+        raise
     except Exception as err:
         raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
     # libsndfile quietly shortens a WAV whose data chunk runs past the end of the file;
@@ -91,6 +114,20 @@ _UNKNOWN_LENGTH = {0, 0xFFFFFFFF}  # streaming writers' "length not known" data 
 _JUNK_AFTER_DATA = re.compile(r"Unknown chunk marker(?: \(([0-9A-Fa-f]+)\))? at position (\d+)"
                               r"(?s:.*)Exiting parser")
 _FILE_LENGTH = re.compile(r"^Length\s*:\s*(\d+)", re.MULTILINE)
+
+
+def check_header(path: str | Path, sample_rate: int, frames: int, channels: int) -> None:
+    """Refuse, with one line naming the file, a sample rate outside `MIN_SAMPLE_RATE`-
+    `MAX_SAMPLE_RATE` or more audio than `MAX_SECONDS` and `MAX_SAMPLES` allow."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: sample rate {sample_rate} Hz is outside "
+                         f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (a wrong header?)")
+    seconds = frames / sample_rate
+    if seconds > MAX_SECONDS or frames * channels > MAX_SAMPLES:
+        raise AudioError(f"{path}: too long: the header says {frames} frames x {channels} "
+                         f"channel(s) at {sample_rate} Hz ({seconds / 60:.1f} min); at most "
+                         f"{MAX_SECONDS // 60} min and {MAX_SAMPLES} samples are read from one "
+                         "file (cut it into shorter files)")
 
 
 def _data_bytes(header: str) -> str:
