@@ -3,7 +3,8 @@
     python -m speech_emotion.predict FILE [FILE ...] [--model models/<model>-<subset>] [--json]
     speech-emotion predict FILE [FILE ...] ...
 
-Any sample rate, mono or stereo, WAV / FLAC / OGG, any length. Each file goes through
+Any sample rate from 1 kHz to 768 kHz, mono or stereo, WAV / FLAC / OGG, up to an hour
+long (`audio.check_header`: other files are refused unread). Each file goes through
 exactly the feature code of the pipeline (`speech_emotion.features`) with the feature
 params stored in the checkpoint, and the model's own normalisation statistics:
 
@@ -16,6 +17,10 @@ params stored in the checkpoint, and the model's own normalisation statistics:
                         over time-shifted copies: `--shifts`, by default `evaluate.shifts`
                         of ./params.yaml, or of `--params`)
          --mean over windows and fold models--> (C,)
+
+A head over the pretrained encoder (whisper_mlp, ...) pools each window's encoder frames
+instead: audio up to `HEAD_WINDOW_S` (5.5 s, longer than any utterance it was trained on)
+in one window, as the encode stage did, longer audio in windows of that length.
 
 A model trained with `train.speaker_norm` standardises each speaker by that speaker's own
 statistics before its training statistics. `--speaker` says that the files are one
@@ -63,6 +68,12 @@ AUDIO_SUFFIXES = (".flac", ".ogg", ".wav")  # what a directory argument is searc
 MAX_WINDOWS = 256           # per file: (W, S) float32 at 16 kHz, 3 s clips = 49 MB at most
 EXTRACT_BATCH = 64          # windows per Extractor call
 SILENCE_DBFS = -60.0        # no frame louder than this (after removing DC): no speech
+# A head (over the pretrained encoder) pools an utterance's frames into one mean and std
+# per layer; it was trained on whole RAVDESS utterances, 2.9-5.3 s. Audio up to this long
+# is pooled whole, as the encode stage did; longer audio (where the pooled statistics
+# drift: one clip repeated 7 times read as another emotion) is scored in windows of this
+# length, as the log-mel models score theirs in clips.
+HEAD_WINDOW_S = 5.5
 
 
 class ModelError(ValueError):
@@ -220,13 +231,15 @@ def head_encoder(attrs: dict[str, Any]):
 
 def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
                    notes: list[str] | None = None) -> np.ndarray:
-    """(samples,) at 16 kHz -> (W, 2D, L) a head's inputs: the whole utterance when it fits
-    in Whisper's 30 s window, else 30 s windows `hop` apart (default 15 s), the last flush
-    with the end (at most MAX_WINDOWS, spread, with a note)."""
+    """(samples,) at 16 kHz -> (W, 2D, L) a head's inputs: the whole utterance when it is no
+    longer than `HEAD_WINDOW_S`, as the encode stage pooled each training utterance; longer
+    audio in windows of `HEAD_WINDOW_S`, `hop` apart (default half a window), the last flush
+    with the end (at most MAX_WINDOWS, spread, with a note). `score_inputs` averages the
+    windows' probabilities."""
     from .encoded import as_inputs, encode_wave
-    from .encoders.whisper import N_FFT, SAMPLE_RATE, WINDOW_S
+    from .encoders.whisper import N_FFT, SAMPLE_RATE
 
-    length = WINDOW_S * SAMPLE_RATE
+    length = round(HEAD_WINDOW_S * SAMPLE_RATE)
     if wave.shape[0] < N_FFT:            # shorter than one frame: padded, with the warning
         wave = torch.nn.functional.pad(wave, (0, N_FFT - wave.shape[0]))
     if wave.shape[0] <= length:
@@ -237,8 +250,8 @@ def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
             starts.append(wave.shape[0] - length)
         if len(starts) > MAX_WINDOWS:
             if notes is not None:
-                notes.append(f"{len(starts)} windows of {WINDOW_S} s: scored {MAX_WINDOWS} "
-                             "spread over the audio")
+                notes.append(f"{len(starts)} windows of {HEAD_WINDOW_S:g} s: scored "
+                             f"{MAX_WINDOWS} spread over the audio")
             starts = np.linspace(0, wave.shape[0] - length, MAX_WINDOWS).round().astype(int)
     pooled = np.stack([encode_wave(encoder, wave[s:s + length], keep_frames=False).pooled
                        for s in starts])                                # (W, L, 2, D)
@@ -366,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shifts = args.shifts or (loaded.evaluate.shifts if loaded else [0])
         cell = load_cell_models(args.model, loaded.features if args.params else None)
         params = cell.feature_params
-        if cell.head:                  # no time axis: shifts do not apply; Whisper's window
+        if cell.head:                  # no time axis: shifts do not apply; the encoder
             extractor = head_encoder(cell.encode_attrs)
         else:
             from .inference import check_shifts
@@ -378,9 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     hop = None
     if args.hop_s is not None and cell.head:
-        if not 0.01 <= args.hop_s <= 30:
-            print(f"error: --hop-s {args.hop_s:g}: must be between 0.01 s and 30 s (Whisper's "
-                  "window) for this model", file=sys.stderr)
+        if not 0.01 <= args.hop_s <= HEAD_WINDOW_S:
+            print(f"error: --hop-s {args.hop_s:g}: must be between 0.01 s and "
+                  f"{HEAD_WINDOW_S:g} s (one window) for this model", file=sys.stderr)
             return 2
         hop = round(args.hop_s * 16000)
     elif args.hop_s is not None:
@@ -427,9 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def expand(args: Sequence[str | Path]) -> tuple[list[str | Path], list[tuple[Path, str]]]:
     """The files to score: each argument, or the audio files (`AUDIO_SUFFIXES`, any depth,
-    sorted) of a directory; and `(directory, message)` for each directory with none."""
+    sorted) of a directory; and `(argument, message)` for each directory with none and
+    each empty argument (an error, not the current folder)."""
     files, empty = [], []
     for arg in args:
+        if isinstance(arg, str) and not arg.strip():   # Path("") is ".": every file here
+            empty.append((Path(arg), f"{arg!r}: an empty path (an unset variable?); name a "
+                                     "file or a directory"))
+            continue
         folder = Path(arg)
         if not folder.is_dir():
             files.append(arg)
