@@ -89,14 +89,19 @@ def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
 
 
 def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
-    """Read, mix down, resample to 16 kHz and encode one file; AudioError names it."""
-    from .encoders.whisper import N_FFT, SAMPLE_RATE
+    """Read, mix down, resample to 16 kHz and encode one file; AudioError names it, also
+    when it is longer than Whisper's window (30 s), which the encoder cannot take whole."""
+    from .encoders.whisper import N_FFT, SAMPLE_RATE, WINDOW_S
 
     data, rate = audio.read(path)
     wave = features.to_model_rate(data, rate, SAMPLE_RATE)
     if len(wave) < N_FFT:
         raise AudioError(f"{path}: {len(wave)} samples at 16 kHz; the encoder needs at least "
                          f"{N_FFT} (one 25 ms frame)")
+    if len(wave) > WINDOW_S * SAMPLE_RATE:
+        raise AudioError(f"{path}: {len(wave) / SAMPLE_RATE:.1f} s long; the encoder takes an "
+                         f"utterance of at most {WINDOW_S} s (Whisper's window): cut the "
+                         "recording into utterances, or leave it out of the corpus")
     encoding = encode_wave(encoder, wave, keep_frames)
     if not np.isfinite(encoding.pooled).all():
         raise AudioError(f"{path}: the encoder's output is not finite")
