@@ -11,6 +11,8 @@ Nothing untrusted is unpickled or evaluated.
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import re
 import runpy
@@ -466,3 +468,134 @@ def test_no_untrusted_data_is_unpickled_or_evaluated():
             if "weights_only=True" not in call.group(0):
                 found.append(f"{path.relative_to(REPO)}: {call.group(0)} without weights_only=True")
     assert found == []
+
+
+# ---------------------------------------------------------------- bad input, round three
+def one_fold_cell(folder: Path) -> Path:
+    return save_random_cell(folder, small_feature_params(), [Fold(1, (1,), (2, 3), (4,))])
+
+
+def refuse_decoding(monkeypatch):
+    """Make any decoding of samples fail the test: a refusal must come from the header."""
+    def decoded(*args, **kwargs):
+        raise AssertionError("samples were decoded")
+    monkeypatch.setattr(sf.SoundFile, "read", decoded)
+
+
+@pytest.mark.parametrize("rate", [1, 999, 800_000])
+def test_an_absurd_sample_rate_is_refused_from_the_header(rate, tmp_path, monkeypatch):
+    from speech_emotion import encoded
+
+    path = tmp_path / "odd.wav"              # 20,000 frames: 40 KB, 5.6 hours at 1 Hz
+    sf.write(path, np.zeros(20_000, np.int16), rate, subtype="PCM_16")
+    refuse_decoding(monkeypatch)
+    message = f"{path}: sample rate {rate} Hz is outside 1000-768000 Hz"
+    # every reader: labels and external (info), features, predict and encode (read)
+    for read in (audio.info, audio.read, lambda p: features.load_wave(p, 16000),
+                 lambda p: encoded.encode_file(p, None, keep_frames=False)):
+        with pytest.raises(audio.AudioError, match=re.escape(message)):
+            read(path)
+
+
+@pytest.mark.parametrize("rate", [1000, 768_000])
+def test_the_bounds_of_the_sample_rate_are_read(rate, tmp_path):
+    path = tmp_path / "edge.wav"
+    sf.write(path, np.full(4000, 0.25, np.float32), rate)
+    wave, got = audio.read(path)
+    assert got == rate and wave.shape == (1, 4000)
+    assert features.load_wave(path, 16000).shape[0] == -(-4000 * 16000 // rate)
+
+
+def test_predict_refuses_an_absurd_rate_in_one_line_and_scores_the_rest(tmp_path, capsys):
+    odd, good = tmp_path / "odd.wav", tmp_path / "good.wav"
+    sf.write(odd, np.zeros(20_000, np.int16), 1, subtype="PCM_16")
+    sf.write(good, 0.1 * np.sin(np.arange(8000) / 5.0), 8000)
+    code = predict.main([str(odd), str(good), "--model", str(one_fold_cell(tmp_path / "m")),
+                         "--shifts", "0"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.splitlines() == [f"error: {odd}: sample rate 1 Hz is outside 1000-768000 Hz "
+                                "(a wrong header?)"]
+    assert str(good) in out
+
+
+def test_memory_is_bounded_whatever_the_length(tmp_path, monkeypatch):
+    """Longer than MAX_SECONDS, or more samples than MAX_SAMPLES: refused before decoding."""
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros((3 * 8000, 2), np.int16), 8000, subtype="PCM_16")   # 3 s stereo
+    refuse_decoding(monkeypatch)
+    monkeypatch.setattr(audio, "MAX_SECONDS", 2, raising=False)
+    for read in (audio.info, audio.read):
+        with pytest.raises(audio.AudioError, match=re.escape(f"{path}: too long: the header "
+                                                             "says 24000 frames x 2 channel(s)")):
+            read(path)
+    monkeypatch.setattr(audio, "MAX_SECONDS", 3600)
+    monkeypatch.setattr(audio, "MAX_SAMPLES", 40_000, raising=False)   # 3 s mono would pass
+    with pytest.raises(audio.AudioError, match="too long"):
+        audio.read(path)
+
+
+def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    model = one_fold_cell(tmp_path / "m")
+    here = tmp_path / "here"
+    here.mkdir()
+    sf.write(here / "a.wav", 0.1 * np.sin(np.arange(8000) / 5.0), 8000)
+    monkeypatch.chdir(here)
+    assert predict.main(["", "--model", str(model), "--json", "--shifts", "0"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["predictions"] == []
+    assert out["errors"] == [{"file": ".", "error": "'': an empty path (an unset variable?); "
+                                                    "name a file or a directory"}]
+    assert captured.err.startswith("error: '': an empty path")
+
+
+class CountingEncoder:
+    """A stand-in for whisper.Encoder: (S,) -> (L, T', D), remembering each input's length."""
+
+    def __init__(self):
+        self.lengths = []
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        from speech_emotion.encoders.whisper import encoder_frames
+
+        self.lengths.append(int(wave.shape[0]))
+        frames = encoder_frames(wave.shape[0]) + 1
+        return wave.abs().mean() * torch.ones(2, frames, 3)
+
+
+def test_a_head_scores_long_audio_in_windows_of_its_training_length(tmp_path):
+    from speech_emotion.encoders.whisper import SAMPLE_RATE
+
+    cell = predict.CellModels(tmp_path, [], [], ["a", "b"], None, {})    # a head's cell
+    for seconds in (5.0, 20.0, 60.0):
+        path = tmp_path / f"{seconds:g}s.wav"
+        sf.write(path, 0.1 * np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 5.0), SAMPLE_RATE)
+        encoder = CountingEncoder()
+        item = predict.file_inputs(path, cell, encoder)
+        assert item.features.shape == (len(encoder.lengths), 6, 2)      # (W, 2D, L)
+        if seconds <= 5.3:      # as long as RAVDESS's longest: whole, as the encode stage did
+            assert encoder.lengths == [int(seconds * SAMPLE_RATE)]
+        else:                   # windows of about a training utterance, half one apart
+            assert max(encoder.lengths) <= 6 * SAMPLE_RATE
+            window = round(predict.HEAD_WINDOW_S * SAMPLE_RATE)
+            assert set(encoder.lengths) == {window}
+            assert len(encoder.lengths) == math.ceil((seconds * SAMPLE_RATE - window)
+                                                     / (window // 2)) + 1
+
+
+def test_encode_names_a_file_longer_than_whispers_window(tmp_path):
+    from test_whisper_head import tiny_whisper, write_model_bin
+
+    from speech_emotion import encoded
+    from speech_emotion.encoders import whisper
+
+    write_model_bin(tmp_path / "model.bin", tiny_whisper(layers=1, positions=1500))
+    encoder = whisper.Encoder(tmp_path)
+    fits, long = tmp_path / "fits.wav", tmp_path / "long.wav"
+    sf.write(fits, 0.1 * np.sin(np.arange(29 * 16000) / 5.0), 16000)
+    sf.write(long, 0.1 * np.sin(np.arange(35 * 16000) / 5.0), 16000)
+    assert encoded.encode_file(fits, encoder, keep_frames=False).pooled.shape == (2, 2, 8)
+    with pytest.raises(audio.AudioError, match=re.escape(
+            f"{long}: 35.0 s long; the encoder takes an utterance of at most 30 s")):
+        encoded.encode_file(long, encoder, keep_frames=False)
