@@ -437,3 +437,27 @@ def test_a_stage_error_starts_a_line_of_its_own_after_a_progress_bar(capsys):
         stage.run(main, "external")
     err = capsys.readouterr().err
     assert err.endswith("\nexternal: x.wav: audio holds NaN or infinite samples\n"), repr(err)
+
+
+def test_a_damaged_or_locked_archive_corpus_is_one_line(tmp_path):
+    zipped = tmp_path / "crema.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("AudioWAV/1001_DFA_ANG_XX.wav", b"RIFF" + bytes(3000))
+    whole = zipped.read_bytes()
+    zipped.write_bytes(whole[:-100])
+    with pytest.raises(CorpusError) as err:
+        with external.open_corpus(CorpusParams("crema", str(zipped), "crema_d")):
+            pass
+    assert str(err.value) == (f"external.corpora: crema: {zipped}: a damaged or truncated zip "
+                              "(it starts as one, but the directory at its end is missing or "
+                              "broken): copy or download it again")
+    data = bytearray(whole)                               # password-protected (zip -P)
+    for signature, offset in ((b"PK\x01\x02", 8), (b"PK\x03\x04", 6)):
+        data[data.find(signature) + offset] |= 1
+    zipped.write_bytes(bytes(data))
+    with pytest.raises(CorpusError) as err:
+        with external.open_corpus(CorpusParams("crema", str(zipped), "crema_d")):
+            pass
+    assert "\n" not in str(err.value) and str(err.value).startswith(
+        f"external.corpora: crema: {zipped}: 1 member(s) encrypted (a password-protected zip), "
+        "e.g. 'AudioWAV/1001_DFA_ANG_XX.wav'")

@@ -281,3 +281,108 @@ def test_symbolic_links_are_followed_and_broken_ones_counted(synthetic_corpus, s
     assert (f"left out 1 file(s): a broken symbolic link: {actors[1]}/03-01-08-02-02-02-02.wav"
             in err), err
     assert "loop" in err and "cycle" in err, err
+
+
+# ---------------------------------------------------------------- round three (issue 35)
+SPEECH = "Actor_01/03-01-01-01-01-01-01.wav"
+
+
+def _silent_wav(seconds):
+    """A WAV of zeros: deflate packs it about a thousand times."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(16000 * seconds, dtype=np.int16), 16000, format="WAV",
+             subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _encrypt(zip_path):
+    """Mark every member password-protected (the flag zip -P sets), in the local headers
+    and the central directory."""
+    data = bytearray(zip_path.read_bytes())
+    for signature, offset in ((b"PK\x01\x02", 8), (b"PK\x03\x04", 6)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + offset] |= 1
+            at = data.find(signature, at + 4)
+    zip_path.write_bytes(bytes(data))
+
+
+def _one_line(err, *parts):
+    text = str(err.value)
+    assert "\n" not in text and all(part in text for part in parts), text
+
+
+def test_an_encrypted_zip_is_one_line_naming_the_member(tmp_path):
+    zip_path = _zip_with(tmp_path / "locked.zip", [])
+    _encrypt(zip_path)
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(zip_path, tmp_path / "raw", progress=False)
+    _one_line(err, str(zip_path), f"1 member(s) encrypted (a password-protected zip), e.g. "
+              f"'{SPEECH}': unzip it yourself and give the folder")
+    assert not (tmp_path / "raw").exists()
+    with archive.opened(zip_path) as (_, open_member), pytest.raises(SourceError) as err:
+        open_member(SPEECH)                      # without the size check first: still refused
+    _one_line(err, f"{zip_path}: '{SPEECH}' is encrypted")
+
+
+def test_a_truncated_zip_is_called_truncated(tmp_path):
+    zip_path = _zip_with(tmp_path / "r.zip", [("Actor_01/03-01-02-01-01-01-01.wav",
+                                               _silent_wav(1), False)])
+    zip_path.write_bytes(zip_path.read_bytes()[:-200])       # the directory at the end is cut
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(zip_path, tmp_path / "raw", progress=False)
+    _one_line(err, f"{zip_path}: a damaged or truncated zip")
+    assert "not a zip or tar" not in str(err.value)
+
+
+@pytest.mark.parametrize("head, kind", [(b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+                                        (b"Rar!\x1a\x07\x00", "a RAR archive"),
+                                        (b"\x1f\x8b\x08\x00", "a gzip file with no readable tar")])
+def test_other_archives_say_what_they_are(tmp_path, head, kind):
+    path = tmp_path / "corpus.bin"
+    path.write_bytes(head + bytes(600))
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(path, tmp_path / "raw", progress=False)
+    _one_line(err, f"{path}: {kind}")
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    """A small zip holding a big, highly compressible WAV: refused from the sizes in its
+    directory, naming the member."""
+    zip_path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(SPEECH, _silent_wav(120))                   # 3.8 MB of zeros
+    assert zip_path.stat().st_size * archive.MAX_RATIO < 120 * 32000
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(zip_path, tmp_path / "raw", progress=False)
+    _one_line(err, f"{zip_path}: '{SPEECH}' expands from ", f"over {archive.MAX_RATIO} times")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_compressed_tar_bomb_is_refused(tmp_path):
+    tar_path = tmp_path / "bomb.tar.gz"
+    data = _silent_wav(120)
+    with tarfile.open(tar_path, "w:gz") as tf:
+        info = tarfile.TarInfo(SPEECH)
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(tar_path, tmp_path / "raw", progress=False)
+    _one_line(err, f"{tar_path}: expands from ", f"over {archive.MAX_RATIO} times")
+
+
+def test_the_total_extracted_is_bounded(tmp_path, monkeypatch, synthetic_corpus,
+                                        synthetic_table):
+    names = _pick(synthetic_table)
+    zip_path = tmp_path / "r.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            zf.write(synthetic_corpus / name, name)
+    total = sum((synthetic_corpus / name).stat().st_size for name in names)
+    monkeypatch.setattr(archive, "MAX_EXTRACTED_BYTES", total - 1)
+    with pytest.raises(SourceError) as err:
+        local.copy_corpus(zip_path, tmp_path / "raw", progress=False)
+    _one_line(err, f"{zip_path}: would extract ", "over the limit of ")
+    monkeypatch.setattr(archive, "MAX_EXTRACTED_BYTES", total)
+    local.copy_corpus(zip_path, tmp_path / "raw", progress=False)   # at the limit: extracted
+    _check_output(tmp_path / "raw", synthetic_corpus, names)
