@@ -278,14 +278,14 @@ def head_cell(base_folder, small_corpus, tmp_path_factory):
 def test_predict_scores_a_file_through_the_encoder_and_the_head(head_cell, tmp_path, capsys):
     model_dir, wav, inputs, table = head_cell
     data, rate = sf.read(wav)
-    long = tmp_path / "long.wav"                  # 40 s at 44.1 kHz: two 30 s windows
+    long = tmp_path / "long.wav"    # 40 s: 14 windows of the head's 5.5 s, half a window apart
     sf.write(long, np.resize(data, int(40 * 16000)), 16000)
     assert predict.main([str(wav), str(long), "--model", str(model_dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     first, second = out["predictions"]
     assert out["labels"] == list(SUBSETS["all"])
     assert abs(sum(first["probabilities"].values()) - 1) < 1e-3
-    assert (first["windows"], second["windows"]) == (1, 2)
+    assert (first["windows"], second["windows"]) == (1, 14)
     # the same numbers as scoring the encode stage's row of that file
     cell = predict.load_cell_models(model_dir)
     from speech_emotion.inference import predict_proba
