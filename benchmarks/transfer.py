@@ -237,6 +237,10 @@ def main(argv=None) -> int:
     if args.data is None:
         parser.error("--data is required (or --table)")
     recipes = dict(parse_recipe(r) for r in args.recipe) if args.recipe else RECIPES
+    # the params file as it is now: editing it while the study runs changes nothing
+    snapshot = Path(tempfile.mkdtemp(prefix="transfer-params-")) / "params.yaml"
+    snapshot.write_bytes(args.params.read_bytes())
+    args.params = snapshot
     base = params.load(args.params, {"split.folds": args.folds, "train.seed": args.seed})
     torch.set_num_threads(base.train.threads or torch.get_num_threads())
     runs = {"system": args.system, "seed": args.seed, "folds": args.folds, "recipes": recipes,
@@ -268,8 +272,8 @@ def main(argv=None) -> int:
                 print(f"{name} {fold.name} {level}: "
                       + " ".join(f"{c} {100 * row[c]:.1f}" for c in COLUMNS), file=sys.stderr)
         runs["seconds"][name] = round(time.perf_counter() - start, 1)
-    if args.out:
-        args.out.write_text(json.dumps(runs, indent=1) + "\n")
+        if args.out:                                  # after each recipe: nothing is lost
+            args.out.write_text(json.dumps(runs, indent=1) + "\n")
     print_table(runs)
     return 0
 

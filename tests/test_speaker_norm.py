@@ -188,3 +188,26 @@ def test_a_checkpoint_with_a_malformed_speaker_field_is_refused(cells, tmp_path)
     with pytest.raises(CheckpointError, match=r"fold1.pt: checkpoint field "
                                               r"normalisation.speaker.mean"):
         checkpoint.load(tmp_path / "fold1.pt")
+
+
+def test_an_older_head_checkpoint_without_the_new_fields_still_loads(tmp_path):
+    """A whisper_mlp checkpoint saved before speaker_norm and the head's layer settings
+    (no normalisation.speaker, no layer_weighting or layer_dropout) loads and scores as
+    it was trained: utterance-only, learnt layer weights."""
+    from speech_emotion import models
+    from speech_emotion.params import WhisperMLPConfig
+
+    old_config = {"layers": "all", "statistics": ["mean"], "hidden": 8, "dropout": 0.1}
+    torch.manual_seed(0)
+    model = models.build("whisper_mlp", WhisperMLPConfig(**old_config, layer_weighting="learnt",
+                                                         layer_dropout=0.0), 16, 8, 3)
+    checkpoint.save(tmp_path / "fold1.pt", {
+        "state_dict": model.state_dict(), "model": "whisper_mlp", "config": old_config,
+        "labels": list(SUBSETS["all"]),
+        "normalisation": {"mean": torch.zeros(16, 3), "std": torch.ones(16, 3)},
+        "feature_params": {"d_model": 8, "n_states": 3}, "fold": {"number": 1},
+        "subset": "all", "best_epoch": 1})
+    loaded, ckpt = load_model(tmp_path / "fold1.pt")
+    x = np.random.default_rng(0).normal(size=(4, 16, 3)).astype(np.float32)
+    expected = torch.softmax(model.eval()(torch.as_tensor(x)), dim=1).detach().numpy()
+    np.testing.assert_allclose(predict_proba(loaded, ckpt, x), expected, atol=1e-6)

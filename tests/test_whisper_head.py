@@ -333,3 +333,27 @@ def test_robustness_scores_a_head_under_changed_recordings(head_cell):
     assert set(ua) == {"clean", "level-20dB", "level+10dB", "noise-snr20", "noise-snr10",
                        "telephone", "8khz"}
     assert all(0.0 <= v <= 1.0 for v in ua.values())
+
+
+def test_a_linear_head_an_averaged_mix_and_layer_dropout():
+    """whisper_mlp.hidden 0 is one linear layer; layer_weighting mean never trains the
+    layer weights; layer_dropout leaves whole layers out in training, never all, and
+    nothing at evaluation."""
+    from speech_emotion import models
+    from speech_emotion.params import WhisperMLPConfig
+
+    base = dict(layers="all", statistics=["mean"], dropout=0.0)
+    linear = models.build("whisper_mlp", WhisperMLPConfig(**base, layer_weighting="learnt",
+                                                          layer_dropout=0.0, hidden=0), 16, 4, 3)
+    assert [type(m).__name__ for m in linear.mlp] == ["Dropout", "Linear"]
+    mean = models.build("whisper_mlp", WhisperMLPConfig(**base, layer_weighting="mean",
+                                                        layer_dropout=0.0, hidden=4), 16, 4, 3)
+    assert not mean.layer_weights.requires_grad
+    torch.manual_seed(0)
+    dropping = models.build("whisper_mlp", WhisperMLPConfig(**base, layer_weighting="mean",
+                                                            layer_dropout=0.99, hidden=0),
+                            16, 4, 3)
+    x = torch.randn(64, 16, 3)
+    assert torch.isfinite(dropping.train()(x)).all()          # never every layer dropped
+    assert not torch.equal(dropping(x), dropping(x))          # layers drawn anew each call
+    assert torch.equal(dropping.eval()(x), dropping(x))

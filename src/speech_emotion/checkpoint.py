@@ -37,6 +37,13 @@ KEYS = ("state_dict", "model", "config", "labels", "normalisation", "feature_par
         "subset", "best_epoch")
 
 
+# Config keys a model gained after checkpoints of it were written, with the value that
+# means what those checkpoints did: an older checkpoint loads as it was trained.
+ADDED_CONFIG: dict[str, dict[str, Any]] = {
+    "whisper_mlp": {"layer_weighting": "learnt", "layer_dropout": 0.0},
+}
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or incomplete; the message names the file."""
 
@@ -79,6 +86,9 @@ def load(path: str | Path) -> dict[str, Any]:
     missing = [key for key in KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if isinstance(checkpoint["config"], dict):   # keys a model gained after it was saved
+        checkpoint["config"] = {**ADDED_CONFIG.get(checkpoint["model"], {}),
+                                **checkpoint["config"]}
     check_schema(checkpoint, path)
     return checkpoint
 

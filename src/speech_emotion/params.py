@@ -399,7 +399,9 @@ class WhisperMLPConfig(Section):
                               # to block 1 and each block's output); or the indices to weigh
                               # ([-1]: the last layer alone)
     statistics: list[Literal["mean", "std"]]  # of each layer's frames: [mean] is EmoBox's
-    hidden: int               # MLP width
+    layer_weighting: Literal["learnt", "mean"]  # learnt softmax weights, or a plain average
+    layer_dropout: float      # training: P(a layer is left out of the mix), never all
+    hidden: int               # MLP width; 0: a linear head
     dropout: float            # on the weighted statistics and the hidden layer
 
     def __post_init__(self):
@@ -410,8 +412,9 @@ class WhisperMLPConfig(Section):
             raise FieldError("layers", self.layers, "must be all or distinct layer indices")
         if not self.statistics or len(set(self.statistics)) != len(self.statistics):
             raise FieldError("statistics", self.statistics, "must be mean, std or both, once each")
-        _at_least(self, 1, "hidden")
+        _at_least(self, 0, "hidden")
         _probability(self, "dropout")
+        _probability(self, "layer_dropout")
 
 
 # Classifiers of the log-mel features (features.h5) and heads of the encoder's output

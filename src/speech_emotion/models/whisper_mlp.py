@@ -7,8 +7,11 @@ its frames, are mixed with softmax weights learnt per layer, then classified:
                       normalised with training statistics
     -> the configured statistics ([mean] or [mean, std])  (B, S*D, L)
     -> the configured layers (all, or the given indices)   (B, S*D, L')
-    -> sum over layers with softmax(w) (L',)                (B, S*D)
-    -> dropout, Linear(S*D, hidden), ReLU, dropout, Linear(hidden, n_classes)  (B, C)
+    -> sum over layers with softmax(w) (L',), or their mean (`layer_weighting`); in
+       training each layer is left out with P `layer_dropout` (never all), the kept
+       weights renormalised                                (B, S*D)
+    -> dropout, Linear(S*D, hidden), ReLU, dropout, Linear(hidden, n_classes)  (B, C);
+       `hidden: 0`: dropout, Linear(S*D, n_classes), a linear head
 
 Mean pooling after the weighted sum equals the weighted sum of the layers' means, so the
 pooled statistics are all the head needs. Its input has no time axis (`time_axis`):
@@ -43,13 +46,24 @@ class WhisperMLP(nn.Module):
         self.register_buffer("features", torch.cat([torch.arange(n_features)[stats[s]]
                                                     for s in config.statistics]),
                              persistent=False)
-        self.layer_weights = nn.Parameter(torch.zeros(len(layers)))   # softmax: uniform at start
+        # softmax: uniform at start; under layer_weighting: mean, never trained
+        self.layer_weights = nn.Parameter(torch.zeros(len(layers)),
+                                          requires_grad=config.layer_weighting == "learnt")
+        self.layer_dropout = config.layer_dropout
+        width = len(self.features)
         self.mlp = nn.Sequential(
             nn.Dropout(config.dropout),
-            nn.Linear(len(self.features), config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, n_classes))
+            *((nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+               nn.Linear(config.hidden, n_classes)) if config.hidden
+              else (nn.Linear(width, n_classes),)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:           # (B, 2D, L)
         x = x[:, self.features][..., self.layers]                  # (B, S*D, L')
-        x = (x * torch.softmax(self.layer_weights, dim=0)).sum(-1)  # (B, S*D)
+        logits = self.layer_weights.expand(len(x), -1)             # (B, L')
+        if self.training and self.layer_dropout > 0:               # whole layers left out
+            dropped = torch.rand(logits.shape, device=x.device) < self.layer_dropout
+            dropped[dropped.all(dim=1)] = False                    # never every layer
+            logits = logits.masked_fill(dropped, float("-inf"))
+        weights = torch.softmax(logits, dim=1)                     # (B, L')
+        x = (x * weights[:, None, :]).sum(-1)                      # (B, S*D)
         return self.mlp(x)                                         # (B, C)
