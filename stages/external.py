@@ -23,8 +23,9 @@ def main() -> None:
             with external.open_corpus(corpus_params, progress=True) as corpus:
                 print(f"external: {corpus.name}: {len(corpus.recordings)} recordings of "
                       f"{', '.join(corpus.classes)}")
-                for scored, scores in external.score_corpus(corpus, cells, p.evaluate.shifts,
-                                                            progress=True):
+                for scored, scores in external.score_corpus(
+                        corpus, cells, p.evaluate.shifts, progress=True,
+                        prior_correction=p.external.prior_correction):
                     name = f"{scored.name}.json"
                     atomic.write_json(metrics / corpus.name / name,
                                       {**scores.metrics, "machine": machine.describe()})
@@ -34,7 +35,9 @@ def main() -> None:
                     print(f"external: {corpus.name}: {scored.name}: UA {m['ua']:.4f} "
                           f"WA {m['wa']:.4f} macro-F1 {m['macro_f1']:.4f} on "
                           f"{m['n_utterances']} recordings of {len(m['shared_classes'])} "
-                          f"shared classes" + (f"; left out: {left}" if left else ""))
+                          f"shared classes" + (f"; left out: {left}" if left else "")
+                          + (f"; prior-corrected UA {m['prior_corrected']['ua']:.4f}"
+                             if "prior_corrected" in m else ""))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,13 @@ def test_a_cell_without_a_corpus_class_leaves_its_utterances_out(monkeypatch):
     assert (m["ua"], m["n_utterances"], m["fold_models"]) == (1.0, 9, [1, 2])
     assert set(m["by_speaker"]) == {"S1", "S2"}
     assert {r["predicted"] for r in scores.confusion} == {"happy", "sad", "angry"}
+    assert "prior_corrected" not in m                   # off unless asked: the whole corpus
+    [(_, corrected)] = list(external.score_corpus(corpus, [strong], [0],
+                                                  prior_correction=True))
+    em = corrected.metrics["prior_corrected"]
+    assert em["ua"] == 1.0 and set(em["priors"]) == {"happy", "sad", "angry"}
+    assert sum(em["priors"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert corrected.metrics["ua"] == m["ua"]           # the plain score stays the headline
 
 
 def test_fewer_than_two_shared_classes_is_a_clear_error():

@@ -393,11 +393,16 @@ class CorpusScores:
 
 
 def score_corpus(corpus: Corpus, cells: Sequence[Cell], shifts: Sequence[int],
-                 progress: bool = False) -> Iterator[tuple[Cell, CorpusScores]]:
+                 progress: bool = False, prior_correction: bool = False
+                 ) -> Iterator[tuple[Cell, CorpusScores]]:
     """Each cell's scores on `corpus`, in `cells` order. Every check (shared classes for
-    every cell, every file readable) runs before the first file is scored."""
+    every cell, every file readable) runs before the first file is scored.
+    `prior_correction`: the metrics also hold `prior_corrected`, the figures after EM
+    re-estimation of the corpus's class priors (`priors.em_priors`), which looks at every
+    recording's probabilities (never a label) and so is not what one file gets."""
 
-    from .metrics import confusion_records, summarise_corpus
+    from .metrics import confusion_records, figures, rounded, summarise_corpus
+    from .priors import em_priors
 
     shared = {cell.name: shared_classes(cell.labels, corpus, cell.name) for cell in cells}
     problems = unreadable(corpus)
@@ -432,4 +437,12 @@ def score_corpus(corpus: Corpus, cells: Sequence[Cell], shifts: Sequence[int],
                    "left_out": {name: left_out[name] for name in EMOTION_NAMES
                                 if left_out[name]},
                    "fold_models": cell.folds}
+        if prior_correction:
+            columns = [list(cell.labels).index(label) for label in shared[cell.name]]
+            priors, adjusted, iterations = em_priors(probabilities[:, columns])
+            corrected = [shared[cell.name][i] for i in adjusted.argmax(axis=1)]
+            metrics["prior_corrected"] = rounded({
+                **figures(table["actual"], corrected),
+                "priors": dict(zip(shared[cell.name], priors.tolist(), strict=True)),
+                "iterations": iterations})
         yield cell, CorpusScores(metrics, confusion_records(table))

@@ -656,6 +656,8 @@ class CorpusParams(Section):
 @dataclass(frozen=True)
 class ExternalParams(Section):
     corpora: list[CorpusParams]  # scored by the stage external; [] (no corpus): nothing
+    prior_correction: bool       # also report the figures after EM re-estimation of each
+                                 # corpus's class priors (looks at the whole corpus)
 
     def __post_init__(self):
         names = [corpus.name for corpus in self.corpora]
