@@ -6,9 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import transfer  # noqa: E402
+
 import accuracy  # noqa: E402
 
 
@@ -135,3 +138,51 @@ def test_train_speed_times_this_tree_against_a_revision():
         line = next(out for out in done.stdout.splitlines()
                     if out.strip().startswith(f"{model}:"))
         assert "HEAD" in line and "this tree" in line and line.endswith("x as fast"), line
+
+
+def test_transfer_rule_keeps_utterance_only_accuracy_and_merges_runs(tmp_path, capsys):
+    """benchmarks/transfer.py: the rule picks the best mean transfer column at the
+    validation level among recipes within 2 points of the default's utterance-only UA;
+    runs saved one per core print as one table."""
+    def row(utt, rest):
+        return {"utt": utt, "spk": rest, **{c: rest for c in transfer.TRANSFER}}
+
+    def run(results):
+        return {"system": "whisper_mlp", "seed": 0, "folds": [1], "recipes": {},
+                "seconds": {}, "results": {name: {"validation": {"fold1": r}}
+                                           for name, r in results.items()}}
+
+    a = run({"default": row(0.80, 0.60), "prior0": row(0.12, 0.90)})
+    b = run({"prior5": row(0.79, 0.80), "prior20": row(0.81, 0.70)})
+    summary = transfer.summarise(transfer.merge([a, b]))
+    assert transfer.choose(summary) == "prior5"      # prior0 is best but fails utt
+    for name, saved in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps(saved))
+    assert transfer.main(["--table", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "chosen by the rule (validation actors): prior5" in out and "prior20" in out
+
+
+def test_transfer_small_speaker_sets_use_only_the_drawn_utterances():
+    """Every in-corpus column is scored, each a UA, for a speaker-normalised head."""
+    import torch
+
+    from speech_emotion import models
+    from speech_emotion.normalisation import fit_normalisation
+    from speech_emotion.params import WhisperMLPConfig
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8, 2)).astype(np.float32)
+    y = np.arange(40) % 8
+    actors = np.repeat([1, 2], 20)
+    torch.manual_seed(0)
+    model = models.build("whisper_mlp", WhisperMLPConfig(
+        layers="all", statistics=["mean"], layer_weighting="learnt", layer_dropout=0.0,
+        hidden=0, dropout=0.0), 8, 8, 2).eval()
+    ckpt = {"normalisation": fit_normalisation(x, per_frame=True, speakers=actors,
+                                               speaker_prior=0.0)}
+    rows = np.arange(40)
+    first = transfer.scores(model, ckpt, x, y, actors, rows, list(transfer.EMOTION_NAMES),
+                            [0], np.random.default_rng(1))
+    assert set(first) == {"utt", "spk", "n3", "n5", "n10", "skew"}
+    assert all(0.0 <= v <= 1.0 for v in first.values())

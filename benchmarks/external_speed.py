@@ -1,0 +1,96 @@
+"""The `external` stage's speed: each file read and encoded once per front end, shared by
+every cell, against the earlier way (each file read, resampled and encoded again for every
+cell), measured in one run on one stand-in corpus.
+
+    python benchmarks/external_speed.py --corpus ../shared/ravdess-dev --files 200
+    python benchmarks/external_speed.py --corpus ../shared/ravdess-dev --cells whisper_mlp-all \
+        whisper_mlp-strong whisper_mlp-normal cnn-all
+
+The stand-in corpus: the first `--files` RAVDESS files of `--corpus` (a folder in RAVDESS
+layout), listed in a CSV with their emotion and actor, scored by the trained cells of
+`--models` (a `dvc repro` leaves them in models/). Prints seconds for each way and their
+ratio, and checks that both give the same probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from speech_emotion import external, features, predict
+from speech_emotion.external import Corpus, Recording
+from speech_emotion.ravdess import parse_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stand_in(folder: Path, count: int) -> Corpus:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac")
+                   and p.name.startswith("03-01-"))[:count]
+    recordings = []
+    for path in files:
+        u = parse_name(path)
+        recordings.append(Recording(str(path.relative_to(folder)), u.emotion_name,
+                                    f"{u.actor:02d}"))
+    return Corpus("stand-in", folder, recordings)
+
+
+def earlier(corpus: Corpus, cells, shifts) -> dict[str, np.ndarray]:
+    """Every cell on its own: its own extractor, every file read and encoded again."""
+    out = {}
+    for cell in cells:
+        models = cell.loaded
+        extractor = (predict.head_encoder(models.encode_attrs) if models.head
+                     else features.Extractor(models.feature_params))
+        out[cell.name] = np.array([
+            [predict.predict_file(corpus.root / r.path, models, extractor, shifts=shifts)
+             .probabilities[label] for label in cell.labels] for r in corpus.recordings])
+    return out
+
+
+def shared(corpus: Corpus, cells, shifts) -> dict[str, np.ndarray]:
+    """The external stage's way: inputs once per front end, then every cell."""
+    out = {}
+    inputs: dict[str, list] = {}
+    for cell in cells:
+        key = external.front_end_key(cell)
+        if key not in inputs:
+            inputs[key] = external.corpus_inputs(corpus, cell)
+        scored = predict.score_inputs(cell.loaded, inputs[key], shifts)
+        out[cell.name] = np.array([[p.probabilities[label] for label in cell.labels]
+                                   for p in scored])
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--models", type=Path, default=ROOT / "models")
+    parser.add_argument("--cells", nargs="+", default=["whisper_mlp-all", "whisper_mlp-strong",
+                                                       "whisper_mlp-normal"])
+    parser.add_argument("--shifts", type=int, nargs="+", default=[0])
+    args = parser.parse_args(argv)
+    corpus = stand_in(args.corpus, args.files)
+    cells = [external.load_cell(name, args.models / name) for name in args.cells]
+    start = time.perf_counter()
+    before = earlier(corpus, cells, args.shifts)
+    t_before = time.perf_counter() - start
+    start = time.perf_counter()
+    after = shared(corpus, cells, args.shifts)
+    t_after = time.perf_counter() - start
+    # each file its own speaker in both ways, so a speaker-normalised cell agrees too
+    worst = max(float(np.abs(before[c] - after[c]).max()) for c in before)
+    print(f"{len(corpus.recordings)} files, cells {', '.join(args.cells)}")
+    print(f"each cell reads and encodes every file: {t_before:.1f} s")
+    print(f"once per front end, shared by the cells: {t_after:.1f} s")
+    print(f"ratio: {t_before / t_after:.2f}x; largest probability difference {worst:.1e}")
+    return 0 if worst < 1e-3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
