@@ -145,7 +145,10 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
                 proba[mine] = predict_proba(model, {**checkpoint, "normalisation": stats},
                                             x[mine], shifts=shifts)
         else:
-            proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts)  # (N, C)
+            # a model trained with train.speaker_norm: each actor standardised by its own
+            # changed recordings, as evaluate does (speaker-adaptive); others ignore it
+            proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts,
+                                  speakers=rows["actor"].to_numpy())   # (N, C)
         predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
         ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]
     return ua
