@@ -6,19 +6,76 @@ the test suite hung with two exited workers and the parent in a futex wait (not
 reproduced; that `terminate()` is the suspect). The Python documentation's graceful end is
 `close()` then `join()`: used here when the work is done, `terminate()` only when the
 block raises.
+
+Only the parent speaks for the pool. A worker runs in a process group of its own, so
+Ctrl-C or a SIGTERM to the stage's group reaches the parent alone, which stops the pool
+with `terminate()` and says so once: a worker killed by the group's signal while it held
+the task queue's lock (an idle worker waits for a task holding it) would hang
+`terminate()` for good. A worker ignores SIGINT sent to it, dies quietly on SIGTERM (what
+`terminate()` sends), and dies with the parent (a parent-death signal on Linux), so no
+worker outlives a killed stage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing.pool
+import os
+import signal
+import sys
 from collections.abc import Iterator
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
+
+
+def _prctl(option: int, value: int | ctypes.c_int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent dies (0: none, or not Linux)."""
+    value = ctypes.c_int(0)
+    return value.value if _prctl(_PR_GET_PDEATHSIG, ctypes.byref(value)) else 0
+
+
+def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> bool:
+    """Have the kernel send `signum` to this process when its parent dies (Linux; False
+    elsewhere). `parent`: the pid the parent had; if it is gone already (the death came
+    before the request), the signal is sent now."""
+    done = _prctl(_PR_SET_PDEATHSIG, int(signum))
+    if done and signum and parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signum)
+    return done
+
+
+def _quiet_worker(parent: int) -> None:
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)            # out of the terminal's and the stage's process group
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(signal.SIGTERM, parent)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
 @contextlib.contextmanager
 def fork_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
     """A pool of `workers` forked processes (they inherit the caller's memory)."""
-    pool = multiprocessing.get_context("fork").Pool(workers)
+    # blocked while forking: a signal before a worker has set its handlers (_quiet_worker)
+    # would run the parent's in it; the parent gets it once the workers are started
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(
+            workers, initializer=_quiet_worker, initargs=(os.getpid(),))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         yield pool
         pool.close()                # no more tasks: the workers finish the queue, then exit
