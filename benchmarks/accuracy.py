@@ -276,10 +276,11 @@ def layout(results: dict[str, dict]) -> argparse.Namespace:
 
 
 def table_markdown(results: dict[str, dict], args) -> str:
-    """UA, WA, macro-F1 as mean +/- sd over every fold of every seed, and each neural
-    system's training wall time (all folds, mean over seeds)."""
-    lines = ["| system | subset | UA | WA | macro-F1 | folds | training |",
-             "|---|---|---|---|---|---|---|"]
+    """UA, WA, macro-F1 as mean +/- sd over every fold of every seed, each neural
+    system's training wall time (all folds, mean over seeds) and its protocol
+    (utterance-only, or speaker-adaptive under train.speaker_norm)."""
+    lines = ["| system | subset | UA | WA | macro-F1 | folds | training | protocol |",
+             "|---|---|---|---|---|---|---|---|"]
     for system in args.systems:
         for subset in args.subsets:
             if not has_row(results, system, subset):
@@ -292,8 +293,11 @@ def table_markdown(results: dict[str, dict], args) -> str:
                 cells.append(f"{100 * statistics.fmean(values):.1f} ± {100 * _sd(values):.1f}")
             seconds = [r["train_seconds"] for r in runs if "train_seconds" in r]
             took = f"{statistics.fmean(seconds) / 60:.1f} min" if seconds else "-"
+            # utterance-only unless each test actor's own audio standardised it (evaluate)
+            protocol = runs[0].get("protocol", "utterance-only")
             lines.append(f"| {system} | {subset} | " + " | ".join(cells)
-                         + f" | {runs[0]['n_folds']} x {len(runs)} seed(s) | {took} |")
+                         + f" | {runs[0]['n_folds']} x {len(runs)} seed(s) | {took} "
+                         f"| {protocol} |")
     return "\n".join(lines)
 
 
