@@ -50,7 +50,10 @@ def worker(root: Path, args: argparse.Namespace) -> dict[str, float]:
         rng.normal(-40, 10, (args.rows,) + shape).astype(np.float32),
         rng.integers(0, len(EMOTION_NAMES), args.rows),
         rng.normal(-40, 10, (0,) + shape).astype(np.float32),      # monitor: none
-        rng.integers(0, len(EMOTION_NAMES), 0))
+        rng.integers(0, len(EMOTION_NAMES), 0),
+        # 20 training actors (train.speaker_norm), where this tree's FoldData takes them
+        **({"speakers_train": np.arange(args.rows) % 20, "speakers_val": np.zeros(0, int)}
+           if "speakers_train" in training.FoldData.__dataclass_fields__ else {}))
     seconds = {}
     for name in models.MODELS:
         start = time.perf_counter()

@@ -4,7 +4,7 @@ train on, measured on RAVDESS itself (other corpora are the user's: the `externa
     python benchmarks/transfer.py --data ../shared/ravdess --features-cache ~/.cache/se-features \
         --out transfer.json                      # the default study: whisper_mlp, 3 recipes
     python benchmarks/transfer.py --data ../shared/ravdess --system whisper_mlp \
-        --recipe 'prior20:train.speaker_norm.enabled=true,train.speaker_norm.prior=20'
+        --recipe 'prior20:train.speaker_norm.prior=20'
     python benchmarks/transfer.py --table a.json b.json   # runs saved with --out, one table
 
 For each EmoBox fold (six by default), two levels, each trained and scored by the
@@ -30,7 +30,8 @@ The columns (UA, %; mean over folds):
 
 The rule, fixed before any run: the chosen recipe has the highest mean of the transfer
 columns (`n3`, `n5`, `n10`, `skew`, `gender`, `intensity`) at the validation level, among
-recipes whose `utt` at the validation level is within 2 points of the current default's
+recipes whose `utt` at the validation level is within 2 points of the recipe named
+`default`'s (the reference: no speaker_norm, the pipeline's default before the study)
 (`predict` on one file must not pay for it).
 """
 
@@ -63,11 +64,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEAKER_SETS = {"n3": (3, None), "n5": (5, None), "n10": (10, None), "skew": (10, 0.8)}
 TRANSFER = ("n3", "n5", "n10", "skew", "gender", "intensity")
 COLUMNS = ("utt", "spk", *TRANSFER)
-RECIPES = {   # the default study: the pipeline's default, and speaker_norm at two priors
-    "default": {},
-    "speaker": {"train.speaker_norm.enabled": True, "train.speaker_norm.prior": 0.0},
-    "speaker-prior5": {"train.speaker_norm.enabled": True, "train.speaker_norm.prior": 5.0},
-}
+
+
+def default_recipes(system: str) -> dict[str, dict]:
+    """The default study: no speaker_norm (the reference), then `system` with it at two
+    priors."""
+    return {"default": {"train.speaker_norm.models": []},
+            **{name: {"train.speaker_norm.models": [system], "train.speaker_norm.prior": prior}
+               for name, prior in (("speaker", 0.0), ("speaker-prior5", 5.0))}}
+
+
+
 UTT_MARGIN = 0.02           # the rule: utt within this of the default's, at validation level
 
 
@@ -236,7 +243,8 @@ def main(argv=None) -> int:
         return 0
     if args.data is None:
         parser.error("--data is required (or --table)")
-    recipes = dict(parse_recipe(r) for r in args.recipe) if args.recipe else RECIPES
+    recipes = (dict(parse_recipe(r) for r in args.recipe) if args.recipe
+               else default_recipes(args.system))
     # the params file as it is now: editing it while the study runs changes nothing
     snapshot = Path(tempfile.mkdtemp(prefix="transfer-params-")) / "params.yaml"
     snapshot.write_bytes(args.params.read_bytes())

@@ -164,7 +164,7 @@ def test_training_records_the_speaker_statistics_and_scoring_needs_them():
     rng = np.random.default_rng(1)
     p = tiny_params()
     train = dataclasses.replace(p.train, epochs=1, speaker_norm=dataclasses.replace(
-        p.train.speaker_norm, enabled=True, prior=2.0))
+        p.train.speaker_norm, models=["cnn"], prior=2.0))
     x = rng.normal(-40, 20, size=(24, 16, 50)).astype(np.float32)
     y = np.arange(24) % 8
     data = training.FoldData(x[:16], y[:16], x[16:], y[16:], np.repeat([1, 2], 8),

@@ -37,9 +37,10 @@ def separable(n: int, n_classes: int = 4, bins: int = 16, frames: int = 40, seed
 
 
 def fold_data(n_train=96, n_val=32):
+    """Training rows of three actors, validation rows of a fourth (train.speaker_norm)."""
     x, y = separable(n_train)
     xv, yv = separable(n_val, seed=1)
-    return training.FoldData(x, y, xv, yv)
+    return training.FoldData(x, y, xv, yv, np.arange(n_train) % 3 + 1, np.full(n_val, 4))
 
 
 LABELS = ["neutral", "calm", "happy", "sad"]
@@ -131,8 +132,8 @@ def test_without_monitoring_every_epoch_runs_and_the_last_is_kept():
     assert result["best_epoch"] == 4
     # the kept weights are the last epoch's: the same run stopped at epoch 4 by the budget
     last = training.train_fold("cnn", p.cnn, p.train, training.FoldData(
-        data.x_train, data.y_train, data.x_val[:0], data.y_val[:0]), LABELS, seed=0,
-        feature_params=FEATURE_PARAMS, progress=False)
+        data.x_train, data.y_train, data.x_val[:0], data.y_val[:0], data.speakers_train,
+        data.speakers_val[:0]), LABELS, seed=0, feature_params=FEATURE_PARAMS, progress=False)
     assert all(torch.equal(result["state_dict"][k], last["state_dict"][k])
                for k in result["state_dict"])
     assert "val_ua" not in last["history"][0] and last["best"] == {}
@@ -140,8 +141,9 @@ def test_without_monitoring_every_epoch_runs_and_the_last_is_kept():
     p = tiny_params(**{"train.monitor": "ua"})
     with pytest.raises(ValueError, match="needs validation rows"):
         training.train_fold("cnn", p.cnn, p.train, training.FoldData(
-            data.x_train, data.y_train, data.x_val[:0], data.y_val[:0]), LABELS, seed=0,
-            feature_params=FEATURE_PARAMS, progress=False)
+            data.x_train, data.y_train, data.x_val[:0], data.y_val[:0], data.speakers_train,
+            data.speakers_val[:0]), LABELS, seed=0, feature_params=FEATURE_PARAMS,
+            progress=False)
 
 
 def test_normalisation_is_per_bin_over_the_training_rows():

@@ -486,12 +486,17 @@ class AugmentParams(Section):
 
 @dataclass(frozen=True)
 class SpeakerNormParams(Section):
-    enabled: bool                # standardise each speaker's inputs by that speaker's own
-                                 # statistics (normalisation.speaker_statistics)
+    models: list[str]            # the models trained to standardise each speaker's inputs by
+                                 # that speaker's own statistics (log-mel models, heads or
+                                 # both; normalisation.speaker_statistics); []: none
     prior: float                 # weight, in utterances, of the training statistics in a
                                  # speaker's (shrinkage); 0: the speaker's own alone
 
     def __post_init__(self):
+        unknown = [m for m in self.models if m not in MODEL_CONFIGS]
+        if unknown or len(set(self.models)) != len(self.models):
+            raise FieldError("models", self.models, "must be distinct model names, of "
+                             + ", ".join(MODEL_CONFIGS))
         _at_least(self, 0, "prior")
 
 

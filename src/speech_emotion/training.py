@@ -178,7 +178,7 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     torch.manual_seed(seed * 7919 + 1 + ddp.rank)  # augmentation and dropout: per rank
     shuffle = torch.Generator().manual_seed(seed)  # batch order: the same on every rank
 
-    by_speaker = train.speaker_norm.enabled
+    by_speaker = model_name in train.speaker_norm.models
     if by_speaker and (data.speakers_train is None or data.speakers_val is None):
         raise ValueError("train.speaker_norm needs each row's speaker (FoldData.speakers_*)")
     normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=head,
