@@ -211,3 +211,23 @@ def test_an_older_head_checkpoint_without_the_new_fields_still_loads(tmp_path):
     x = np.random.default_rng(0).normal(size=(4, 16, 3)).astype(np.float32)
     expected = torch.softmax(model.eval()(torch.as_tensor(x)), dim=1).detach().numpy()
     np.testing.assert_allclose(predict_proba(loaded, ckpt, x), expected, atol=1e-6)
+
+
+def test_external_reads_each_file_once_for_every_cell_of_one_front_end(
+        cells, speaker_files, monkeypatch):
+    """Three cells with the same feature params: each recording is read and made into
+    features once, not once per cell; each cell's scores are what predict gives it."""
+    calls = []
+    real = predict.file_inputs
+    monkeypatch.setattr(predict, "file_inputs",
+                        lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
+    files = speaker_files["clean"]
+    corpus = external.Corpus("c", files[0].parent,
+                             [Recording(f.name, e, "s1")
+                              for f, e in zip(files, ["angry", "sad", "happy", "angry", "sad"],
+                                              strict=True)])
+    loaded = [external.load_cell(f"cnn-all-{k}", cells[k]) for k in ("plain", "speaker",
+                                                                      "shrunk")]
+    scored = dict((cell.name, s) for cell, s in external.score_corpus(corpus, loaded, [0]))
+    assert sorted(calls) == sorted(corpus.root / r.path for r in corpus.recordings)
+    assert set(scored) == {"cnn-all-plain", "cnn-all-speaker", "cnn-all-shrunk"}
