@@ -303,7 +303,9 @@ def test_results_travel_through_a_dvc_remote_and_experiments_through_git(experim
     # --local: the remote is this machine's setting, so the shared fixture's commits stay
     # as they are (the README commits it, with `dvc remote add -d`)
     dvc("remote", "add", "--local", "-d", "storage", str(storage))
-    dvc("push")
+    # every commit's outputs: the shared fixture's workspace holds an experiment's, and the
+    # clone checks out the committed run (after a plain commit, `dvc push` is enough)
+    dvc("push", "--all-commits")
     run(tmp_path, "git", "init", "-q", "--bare", str(origin))
     run(root, "git", "push", "-q", str(origin), "HEAD:refs/heads/main")
     dvc("exp", "push", str(origin), "two-epochs")

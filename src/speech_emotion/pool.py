@@ -19,41 +19,14 @@ worker outlives a killed stage.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing.pool
 import os
 import signal
-import sys
 from collections.abc import Iterator
 
+from .stage import die_with_parent  # the stage runner's own: one place for prctl
+
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
-_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
-
-
-def _prctl(option: int, value: int | ctypes.c_int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def parent_death_signal() -> int:
-    """The signal this process gets when its parent dies (0: none, or not Linux)."""
-    value = ctypes.c_int(0)
-    return value.value if _prctl(_PR_GET_PDEATHSIG, ctypes.byref(value)) else 0
-
-
-def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> bool:
-    """Have the kernel send `signum` to this process when its parent dies (Linux; False
-    elsewhere). `parent`: the pid the parent had; if it is gone already (the death came
-    before the request), the signal is sent now."""
-    done = _prctl(_PR_SET_PDEATHSIG, int(signum))
-    if done and signum and parent is not None and os.getppid() != parent:
-        os.kill(os.getpid(), signum)
-    return done
 
 
 def _quiet_worker(parent: int) -> None:

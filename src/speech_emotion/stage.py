@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import atomic, params as params_module, paths, pool
+from . import atomic, params as params_module, paths
 from .params import Params
 
 # The folders the pipeline's outputs are written into (dvc.yaml's outs): where killed
@@ -94,6 +95,35 @@ def run(main: Callable[[], object], name: str | None = None) -> None:
         raise SystemExit(1) from None
 
 
+_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
+
+
+def _prctl(option: int, value: int | ctypes.c_int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent dies (0: none, or not Linux)."""
+    value = ctypes.c_int(0)
+    return value.value if _prctl(_PR_GET_PDEATHSIG, ctypes.byref(value)) else 0
+
+
+def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> bool:
+    """Have the kernel send `signum` to this process when its parent dies (Linux; False
+    elsewhere). `parent`: the pid the parent had; if it is gone already (the death came
+    before the request), the signal is sent now."""
+    done = _prctl(_PR_SET_PDEATHSIG, int(signum))
+    if done and signum and parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signum)
+    return done
+
+
 @contextlib.contextmanager
 def _dies_with_parent() -> Iterator[None]:
     """SIGTERM to this process when its parent dies (Linux: a parent-death signal), or
@@ -103,8 +133,8 @@ def _dies_with_parent() -> Iterator[None]:
         yield
         return
     parent = os.getppid()
-    previous = pool.parent_death_signal()
-    pool.die_with_parent(signal.SIGTERM, parent)
+    previous = parent_death_signal()
+    die_with_parent(signal.SIGTERM, parent)
     stop = threading.Event()
     above = _shell_starter(parent)
     if above is not None:
@@ -118,7 +148,7 @@ def _dies_with_parent() -> Iterator[None]:
         yield
     finally:
         stop.set()
-        pool.die_with_parent(previous)
+        die_with_parent(previous)
 
 
 def _parent_of(pid: int) -> int | None:
