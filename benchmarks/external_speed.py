@@ -8,14 +8,18 @@ cell), measured in one run on one stand-in corpus.
 
 The stand-in corpus: the first `--files` RAVDESS files of `--corpus` (a folder in RAVDESS
 layout), listed in a CSV with their emotion and actor, scored by the trained cells of
-`--models` (a `dvc repro` leaves them in models/). Prints seconds for each way and their
-ratio, and checks that both give the same probabilities.
+`--models` (a `dvc repro` leaves them in models/). Each way runs in a fresh process (the
+encoder's kernels for each input length are built on first use, so a second pass in the
+same process would be flattered). Prints seconds for each way and their ratio, and checks
+that both give the same probabilities.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,9 +50,10 @@ def earlier(corpus: Corpus, cells, shifts) -> dict[str, np.ndarray]:
         models = cell.loaded
         extractor = (predict.head_encoder(models.encode_attrs) if models.head
                      else features.Extractor(models.feature_params))
-        out[cell.name] = np.array([
-            [predict.predict_file(corpus.root / r.path, models, extractor, shifts=shifts)
-             .probabilities[label] for label in cell.labels] for r in corpus.recordings])
+        scored = [predict.predict_file(corpus.root / r.path, models, extractor, shifts=shifts)
+                  for r in corpus.recordings]
+        out[cell.name] = np.array([[p.probabilities[label] for label in cell.labels]
+                                   for p in scored])
     return out
 
 
@@ -74,15 +79,29 @@ def main(argv=None) -> int:
     parser.add_argument("--cells", nargs="+", default=["whisper_mlp-all", "whisper_mlp-strong",
                                                        "whisper_mlp-normal"])
     parser.add_argument("--shifts", type=int, nargs="+", default=[0])
+    parser.add_argument("--way", choices=["earlier", "shared"], help=argparse.SUPPRESS)
+    parser.add_argument("--save", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     corpus = stand_in(args.corpus, args.files)
-    cells = [external.load_cell(name, args.models / name) for name in args.cells]
-    start = time.perf_counter()
-    before = earlier(corpus, cells, args.shifts)
-    t_before = time.perf_counter() - start
-    start = time.perf_counter()
-    after = shared(corpus, cells, args.shifts)
-    t_after = time.perf_counter() - start
+    if args.way:                      # one way, in a process of its own: no warm caches
+        cells = [external.load_cell(name, args.models / name) for name in args.cells]
+        start = time.perf_counter()
+        scores = (earlier if args.way == "earlier" else shared)(corpus, cells, args.shifts)
+        np.savez(args.save, seconds=time.perf_counter() - start, **scores)
+        return 0
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for way in ("earlier", "shared"):    # each in a fresh process: the encoder's kernels
+            save = Path(tmp) / f"{way}.npz"  # for each input length are built anew in both
+            subprocess.run([sys.executable, __file__, "--corpus", str(args.corpus),
+                            "--files", str(args.files), "--models", str(args.models),
+                            "--cells", *args.cells, "--shifts", *map(str, args.shifts),
+                            "--way", way, "--save", str(save)], check=True)
+            with np.load(save) as data:
+                runs[way] = {k: data[k] for k in data.files}
+    t_before, t_after = float(runs["earlier"]["seconds"]), float(runs["shared"]["seconds"])
+    before = {c: runs["earlier"][c] for c in args.cells}
+    after = {c: runs["shared"][c] for c in args.cells}
     # each file its own speaker in both ways, so a speaker-normalised cell agrees too
     worst = max(float(np.abs(before[c] - after[c]).max()) for c in before)
     print(f"{len(corpus.recordings)} files, cells {', '.join(args.cells)}")
