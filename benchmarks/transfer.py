@@ -51,7 +51,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speech_emotion import labels, metrics, params, training  # noqa: E402
+from speech_emotion import labels, metrics, models, params, training  # noqa: E402
 from speech_emotion.folds import from_split, split_rows  # noqa: E402
 from speech_emotion.inference import predict_proba  # noqa: E402
 from speech_emotion.normalisation import speaker_statistics  # noqa: E402
@@ -95,7 +95,6 @@ def fit(system: str, p: params.Params, x: np.ndarray, y: np.ndarray, actors: np.
                              actors[rows][:0])
     result = training.train_fold(system, p.section(system), p.train, data, list(EMOTION_NAMES),
                                  seed=seed, feature_params=feature_params, progress=False)
-    from speech_emotion import models
     mean = result["normalisation"]["mean"]
     model = models.build(system, p.section(system), x.shape[1], len(EMOTION_NAMES),
                          x.shape[2] if mean.ndim == 2 else None)
@@ -151,7 +150,7 @@ def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, featu
         fit_rows, scored = sides.train, sides.validation
     else:
         fit_rows, scored = np.sort(np.concatenate([sides.train, sides.validation])), sides.test
-    shifts = p.evaluate.shifts if accuracy_time_axis(system) else [0]
+    shifts = p.evaluate.shifts           # predict_proba takes none for a head
     model, ckpt = fit(system, p, x, y, actors, fit_rows, seed, feature_params)
     out = scores(model, ckpt, x, y, actors, scored, list(EMOTION_NAMES), shifts, rng)
     genders = np.array([gender(int(a)) for a in actors])
@@ -173,10 +172,6 @@ def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, featu
                             shifts, rng)["spk"])
     out["intensity"] = float(np.mean(cross))
     return out
-
-
-def accuracy_time_axis(system: str) -> bool:
-    return not params.HEAD_MODELS.get(system)
 
 
 def summarise(runs: dict) -> dict:

@@ -328,11 +328,8 @@ def load_cell(name: str, folder: Path) -> Cell:
     """The fold models of `folder` (`predict.load_cell_models`, with its checks)."""
     from . import predict
 
-    return Cell(name, *_loaded(predict.load_cell_models(folder)))
-
-
-def _loaded(models) -> tuple[list[str], list[int], Any]:
-    return models.labels, models.folds, models
+    models = predict.load_cell_models(folder)
+    return Cell(name, models.labels, models.folds, models)
 
 
 def front_end_key(cell: Cell) -> str:
