@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -360,3 +361,36 @@ def test_an_ensemble_checkpoint_scores_the_mean_of_its_members(tmp_path):
     checkpoint.save(tmp_path / "fold2.pt", {**base, "state_dict": broken, "best_epoch": [1, 1]})
     with pytest.raises(checkpoint.CheckpointError, match="fold2.pt: cannot rebuild the model"):
         checkpoint.load_model(tmp_path / "fold2.pt")
+
+
+
+def test_folds_side_by_side_train_the_same_weights_as_one_after_another():
+    """train_jobs in two forked processes: each model byte for byte as in this process, and
+    on_epoch sees the same records in job order."""
+    p = tiny_params(**{"train.epochs": 3, "train.patience": 1})
+    jobs = [training.Job(fold=None, member=m, run=f"fold1/member{m + 1}", data=fold_data(),
+                         seed=1000 * m + 1) for m in range(3)]
+
+    def run(workers):
+        seen, said = [], []
+        results = list(training.train_jobs(
+            "cnn", p.cnn, dataclasses.replace(p.train, workers=workers), jobs, LABELS,
+            FEATURE_PARAMS, on_epoch=lambda run, r: seen.append((run, r["epoch"])),
+            progress=False, log=lambda message, **k: said.append(message)))
+        assert bool(said) == (workers > 1) and all("3 models in 2 processes" in m for m in said)
+        return results, seen
+
+    two = dataclasses.replace(p.train, workers=2)
+    assert training.job_workers(two, len(jobs)) == 2
+    assert training.job_workers(two, 1) == 1                 # a single job: in this process
+    serial, serial_seen = run(1)
+    parallel, parallel_seen = run(2)
+    assert parallel_seen == serial_seen and len(serial_seen) >= 3
+    for a, b in zip(serial, parallel, strict=True):
+        assert a["best_epoch"] == b["best_epoch"]
+        assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        for key in a["state_dict"]:
+            assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    first = next(iter(serial[0]["state_dict"]))               # other seeds, other weights
+    assert not torch.equal(serial[0]["state_dict"][first], serial[1]["state_dict"][first])

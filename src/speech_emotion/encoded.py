@@ -42,7 +42,7 @@ from . import audio, features
 from .atomic import atomic_path
 from .audio import AudioError
 from .params import EncodeParams
-from .pool import fork_pool
+from .pool import default_workers, fork_pool
 from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
 
 POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
@@ -123,7 +123,7 @@ def encode_files(paths: Sequence[str | Path], params: EncodeParams, encoder,
                  progress: bool = True) -> list[Encoding]:
     """Encodings of each file, in order; AudioError naming the first bad file.
     `params.workers` forked processes (0: one per core), each on one thread."""
-    workers = params.workers or features.default_workers()
+    workers = params.workers or default_workers()
     workers = min(workers, len(paths))
     _job.update(paths=[Path(p) for p in paths], encoder=encoder,
                 keep_frames=params.frames == "last")

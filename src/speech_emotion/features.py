@@ -21,7 +21,6 @@ import functools
 import math
 import mmap
 import multiprocessing as mp
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from tqdm import tqdm
 from . import audio
 from .audio import AudioError
 from .params import FeatureParams, n_bins, n_frames, n_samples  # the shapes, defined once
-from .pool import fork_pool
+from .pool import default_workers, fork_pool
 
 # Power floor before the log (librosa's `amin`): silence, e.g. padding, becomes -100 dB
 # before the per-utterance `top_db` floor is applied.
@@ -328,11 +327,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def default_workers() -> int:
-    """Worker processes: one per core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def extract_files(paths: Sequence[str | Path], params: FeatureParams, progress: bool = True,

@@ -522,6 +522,8 @@ class TrainParams(Section):
                                  # their class probabilities are averaged
     device: Literal["auto", "cpu", "cuda", "mps"]  # auto: CUDA, then MPS, then CPU
     threads: int                 # torch CPU threads per process; 0 = torch's default
+    workers: int                 # processes training a cell's folds and members side by
+                                 # side, one thread each; 0: one per core
     amp: bool                    # mixed precision (CUDA only)
     channels_last: bool          # conv models in channels-last memory format (speed;
                                  # other float sums, so other weights than false)
@@ -541,7 +543,7 @@ class TrainParams(Section):
 
     def __post_init__(self):
         _at_least(self, 1, "ensemble", "epochs", "batch_size", "patience")
-        _at_least(self, 0, "threads")
+        _at_least(self, 0, "threads", "workers")
         _probability(self, "label_smoothing")
         _seed(self, "seed", span=self.ensemble)  # member m trains from seed + m
 

@@ -29,6 +29,11 @@ from .stage import die_with_parent  # the stage runner's own: one place for prct
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def default_workers() -> int:
+    """Worker processes: one per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _quiet_worker(parent: int) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)            # out of the terminal's and the stage's process group

@@ -25,9 +25,11 @@ happen on identical weights on every process and only rank 0 writes.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -45,6 +47,7 @@ from .folds import fold_record, from_split, split_rows, subset_rows
 from .inference import logits_of
 from .normalisation import fit_normalisation, normalise, speaker_statistics
 from .params import Params, TrainParams
+from .pool import default_workers, fork_pool
 from .ravdess import SUBSETS
 
 
@@ -281,6 +284,90 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0}
 
 
+# ---------------------------------------------------------------- folds side by side
+@dataclass
+class Job:
+    """One model to train: a fold's member (`run` names it in the logs), from `seed`."""
+    fold: Any
+    member: int
+    run: str
+    data: FoldData
+    seed: int
+
+
+def job_workers(train: TrainParams, jobs: int) -> int:
+    """Worker processes for `jobs` models: `train.workers` (0: one per core), at most one
+    per job; 1 (in this process) on CUDA or MPS, under torchrun, or for a single job."""
+    if jobs < 2 or int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        return 1
+    if select_device(train.device).type != "cpu":
+        return 1                   # one accelerator: its processes would only queue for it
+    return min(train.workers or default_workers(), jobs)
+
+
+# What the forked workers of `train_jobs` inherit: the jobs and the recipe, and a shared
+# count of the epochs they have run (the parent's progress bar).
+_shared: dict = {}
+
+
+def _train_job(index: int) -> dict[str, Any]:
+    torch.set_num_threads(1)       # one thread per process: the float sums of a plain run
+    s, job = _shared, _shared["jobs"][index]
+    epochs = s["epochs"]
+
+    def tick(record: dict[str, float]) -> None:
+        with epochs.get_lock():
+            epochs.value += 1
+    return train_fold(s["model"], s["config"], s["train"], job.data, s["labels"],
+                      seed=job.seed, feature_params=s["feature_params"], on_epoch=tick,
+                      progress=False, device=torch.device("cpu"))
+
+
+def train_jobs(model_name: str, config: Any, train: TrainParams, jobs: list[Job],
+               labels: list[str], feature_params: dict[str, Any],
+               on_epoch: Callable[[str, dict[str, float]], None] | None, progress: bool,
+               log=print) -> Iterator[dict[str, Any]]:
+    """`train_fold` of each job, yielded in job order. With several jobs on a CPU, in
+    `job_workers` forked processes of one thread each: each model is trained exactly as
+    it is alone (its seed, one thread), so the weights are the same byte for byte, and
+    `on_epoch` sees each job's epochs, in job order, once the job is done."""
+    workers = job_workers(train, len(jobs))
+    if workers == 1:
+        for job in jobs:
+            yield train_fold(
+                model_name, config, train, job.data, labels, seed=job.seed,
+                feature_params=feature_params,
+                on_epoch=(lambda record, run=job.run: on_epoch(run, record)) if on_epoch else None,
+                progress=progress)
+        return
+    log(f"{model_name}: {len(jobs)} models in {workers} processes, one thread each",
+        file=sys.stderr)
+    context = multiprocessing.get_context("fork")
+    _shared.update(model=model_name, config=config, train=train, jobs=jobs, labels=labels,
+                   feature_params=feature_params, epochs=context.Value("q", 0))
+    bar = tqdm(total=len(jobs) * train.epochs, desc=f"{model_name} ({len(jobs)} models)",
+               unit="epoch", disable=not progress, file=sys.stderr)
+    try:
+        with fork_pool(workers) as pool:
+            done = pool.imap(_train_job, range(len(jobs)))
+            for job in jobs:
+                while True:
+                    try:
+                        result = done.next(timeout=0.5)
+                        break
+                    except multiprocessing.TimeoutError:
+                        bar.update(_shared["epochs"].value - bar.n)
+                if on_epoch is not None:
+                    for record in result["history"]:
+                        on_epoch(job.run, record)
+                bar.total -= train.epochs - len(result["history"])  # stopped early
+                bar.update(_shared["epochs"].value - bar.n)
+                yield result
+    finally:
+        bar.close()
+        _shared.clear()
+
+
 # ---------------------------------------------------------------- one dvc.yaml cell
 def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
                features: np.ndarray, feature_params: dict[str, Any],
@@ -313,7 +400,7 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
                 f"pooled encoder layers: not applied to it", file=sys.stderr)
     config = params.section(model_name)
     single = train.ensemble == 1
-    summaries = []
+    jobs: list[Job] = []                    # every fold's members, in fold order
     for fold in from_split(sub["actor"], params.split, log=log):
         sides = split_rows(sub, fold)
         if train.monitor == "none":           # no selection: the validation actors train too
@@ -323,14 +410,18 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         actors = sub["actor"].to_numpy()
         data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held],
                         actors[fit], actors[held])
-        results = []
         for member in range(train.ensemble):   # member m trains as train.seed + m alone would
             run = fold.name if single else f"{fold.name}/member{member + 1}"
-            results.append(train_fold(
-                model_name, config, train, data, labels,
-                seed=(train.seed + member) * 1000 + fold.number, feature_params=feature_params,
-                on_epoch=(lambda record, run=run: on_epoch(run, record)) if on_epoch else None,
-                progress=progress))
+            jobs.append(Job(fold, member, run, data, (train.seed + member) * 1000 + fold.number))
+    summaries, fold_results = [], []
+    trained = train_jobs(model_name, config, train, jobs, labels, feature_params, on_epoch,
+                         progress, log)
+    for job, result in zip(jobs, trained, strict=True):
+        fold, data = job.fold, job.data
+        fold_results.append(result)
+        if job.member + 1 < train.ensemble:
+            continue
+        results, fold_results = fold_results, []
         checkpoint = {
             "state_dict": (results[0]["state_dict"] if single
                            else [r["state_dict"] for r in results]),
