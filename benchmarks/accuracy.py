@@ -306,7 +306,7 @@ def plot_saved(paths: list[Path], png: Path) -> int:
     seeds (each seed's UA is the mean over its folds: a dot), with the sd over every fold of
     every seed as the table gives it. Each row shows the seeds it has (the table wants the
     same seeds in every row; a figure need not). Lines: the better baseline's mean UA and,
-    on `all`, the issue's targets +10 (cnn) and +15 (cnn_transformer) above it."""
+    on `all`, the targets +10 (cnn) and +15 (cnn_transformer) above it."""
     from speech_emotion.atomic import atomic_path
     from speech_emotion.figures import PNG_METADATA, plt
 

@@ -1,4 +1,4 @@
-"""Which step of the features chain depends on the CPU's code path (issue 27).
+"""Which step of the features chain depends on the CPU's code path (docs/REPRODUCIBILITY.md).
 
 PyTorch's CPU libraries pick their kernels at run time from the CPU they find: ATen's
 vectorised kernels (`ATEN_CPU_CAPABILITY` caps them), oneDNN (`ONEDNN_MAX_CPU_ISA`,
@@ -19,7 +19,7 @@ that differ and the largest absolute difference.
 `--code current` (the default) probes the functions of `speech_emotion.features` (float64,
 dB rounded to a grid; `chain/db_raw` is the float64 dB before the rounding, to show the
 margin); `--code float32` probes the float32 torchaudio chain that the stage ran before
-issue 27 was fixed (kept here, in `_float32_chain`, to show what differed). Results:
+the features were made byte-identical (kept here, in `_float32_chain`, to show what differed). Results:
 benchmarks/results/kernel_pins/.
 """
 

@@ -368,7 +368,7 @@ def test_no_corpora_is_a_no_op_with_empty_outputs(monkeypatch, capsys, tmp_path)
         assert (empty / folder).is_dir() and not any((empty / folder).iterdir())
 
 
-# ---------------------------------------------------------------- round three (issue 35)
+# ---------------------------------------------------------------- odd corpora and files
 def test_a_recording_listed_twice_under_other_spellings_is_refused(tmp_path):
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "x.wav").write_bytes(b"x")

@@ -1,4 +1,4 @@
-"""Features are the same bytes on every x86 machine (issue 27, docs/REPRODUCIBILITY.md).
+"""Features are the same bytes on every x86 machine (docs/REPRODUCIBILITY.md).
 
 The features of three committed fixture files (tests/data/features/, cut from the synthetic
 source) are compared with their sha256 as computed on the machine that made them; and the

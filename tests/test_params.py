@@ -92,7 +92,7 @@ def test_not_yaml(tmp_path):
         params.load(path)
 
 
-# ---------------------------------------------------------------- ranges (issue 26)
+# ---------------------------------------------------------------- ranges
 # Every value known to be wrong when params.yaml is read is refused then, in one line that
 # names the key, the value and what is allowed: the first stage to run refuses it.
 RANGES = [
@@ -130,7 +130,7 @@ RANGES = [
                                              "sizes must be odd")),
     ("cnn_transformer.branch_dropout", 1.0, ("cnn_transformer.branch_dropout = 1.0, must be "
                                             "in [0, 1)")),
-    # more of the same kinds, not in the issue
+    # more of the same kinds
     ("train.optim.lr", -0.001, "train.optim.lr = -0.001, must be > 0"),
     ("train.optim.lr", float("nan"), "'train.optim.lr' must be a finite number, got nan"),
     ("train.optim.weight_decay", float("inf"), "'train.optim.weight_decay' must be a finite"),
@@ -220,7 +220,7 @@ def test_check_command_names_a_misspelled_key(tmp_path, raw, capsys):
         "unknown key(s) train.epoch" in err and err.count("\n") == 1), err
 
 
-# ---------------------------------------------------------------- round three (issue 35)
+# ---------------------------------------------------------------- encodings, duplicates, seeds, sizes
 # params that `check` used to pass, or answer with a traceback, and a stage then failed on.
 def _lines(raw):
     return yaml.safe_dump(raw, sort_keys=False).splitlines()

@@ -239,7 +239,7 @@ def test_console_script_and_module_entry_points(capsys, model_dir, recordings):
     assert json.loads(done.stdout)["predictions"][0]["windows"] == 1
 
 
-# ---------------------------------------------------------------- bad input, round two (issue 26)
+# ---------------------------------------------------------------- bad input
 def test_a_missing_file_is_said_to_be_missing(capsys, model_dir, recordings, tmp_path):
     missing = tmp_path / "nope.wav"
     code, out, err = run_json(capsys, missing, recordings["short.wav"], "--model", model_dir)

@@ -1,6 +1,6 @@
-"""Reliability (issue 9), the fast part: the bad-input, fault and security cases that the
-other test files do not already cover. docs/RELIABILITY.md maps every case of the issue to
-the test that proves it; the slow, whole-pipeline cases are in test_reproduction.py.
+"""Reliability, the fast part: the bad-input, fault and security cases that the other test
+files do not already cover. docs/RELIABILITY.md maps every case to the test that proves
+it; the slow, whole-pipeline cases are in test_reproduction.py.
 
 Bad input gives a clear error naming the file and the problem, and no partial output;
 odd but valid input (rates, bit depths, channels, an absent actor) works and says so.
@@ -281,7 +281,7 @@ STAGE_COMMANDS = [["download"], ["labels"], ["split"], ["features"], ["describe"
 @pytest.mark.parametrize("bad", [{"split.folds": [7]}, {"train.batch_size": 0}],
                          ids=["folds-outside-protocol", "batch-size-0"])
 def test_every_stage_refuses_bad_params_before_any_work_in_one_line(tmp_path, bad):
-    """Issue 26: whichever stage DVC runs first refuses a value known to be wrong when
+    """Whichever stage DVC runs first refuses a value known to be wrong when
     params.yaml is read: one line on stderr, exit 1, no traceback, nothing written."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for dotted, value in bad.items():

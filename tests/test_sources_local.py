@@ -214,7 +214,7 @@ def test_real_development_copy_as_folder(ravdess_dev, tmp_path):
     assert len({f.parent.name for f in files}) == 12
 
 
-# ---------------------------------------------------------------- bad input, round two (issue 26)
+# ---------------------------------------------------------------- bad input
 def _folder_of(corpus, names, root):
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def test_symbolic_links_are_followed_and_broken_ones_counted(synthetic_corpus, s
     assert "loop" in err and "cycle" in err, err
 
 
-# ---------------------------------------------------------------- round three (issue 35)
+# ---------------------------------------------------------------- odd archives and limits
 SPEECH = "Actor_01/03-01-01-01-01-01-01.wav"
 
 

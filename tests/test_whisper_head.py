@@ -1,4 +1,4 @@
-"""The pretrained encoder and its head (issue 24): the model.bin reader and the PyTorch
+"""The pretrained encoder and its head: the model.bin reader and the PyTorch
 encoder (on a tiny model written here, and on the packaged Whisper base against
 CTranslate2's own encoder), byte-stable encodings whatever the number of workers, a head
 that learns, its recipe checks, and `predict` from a file through the encoder and head."""

@@ -121,7 +121,7 @@ def test_baseline_writes_metrics_confusion_and_results_table(project):
                 "by_intensity", "by_gender"):
         assert key in data
     assert data["n_folds"] == 1 and 0.0 <= data["ua"] <= 1.0
-    # what ran it, with the train stage's summary too (issue 27): CPU, kernels, pins
+    # what ran it, with the train stage's summary too: CPU, kernels, pins
     summary = json.loads((root / f"logs/train/{CELL}/summary.json").read_text())
     for record in (data["machine"], summary["machine"]):
         assert record["torch_cpu_capability"] and record["torch"] and "pins" in record
@@ -239,7 +239,7 @@ def _leaves(node, prefix=""):
 
 
 def test_exps_prints_one_readable_table(experiment):
-    """Issue 26: `dvc exp show` is hundreds of columns; `speech-emotion exps` prints the
+    """`dvc exp show` is hundreds of columns; `speech-emotion exps` prints the
     changed params and every cell's ua / wa / f1, one row per experiment and cell."""
     from speech_emotion import exps
 

@@ -5,7 +5,7 @@ primitives (the contract in ARCHITECTURE.md):
 
     state_dict      the kept epoch's weights; under train.ensemble > 1 a list of them,
                     one per member (seeds train.seed, train.seed + 1, ...)
-    model           "cnn" | "cnn_transformer" (speech_emotion.models.MODELS)
+    model           "cnn" | "cnn_transformer" | "whisper_mlp" (speech_emotion.models.MODELS)
     config          the model's config dataclass as a dict
     labels          emotion names in class order
     normalisation   {"mean": (F,), "std": (F,)} fitted on the training actors; under

@@ -72,7 +72,7 @@ def resample(wave: np.ndarray | torch.Tensor, orig_rate: int, new_rate: int) -> 
 
     The same kernel and output as `torchaudio.functional.resample` in float64 (within
     1e-15), but not its conv1d: in float32 that goes through oneDNN, whose sums depend on
-    the instruction set it picks (issue 27: `ONEDNN_MAX_CPU_ISA=SSE41` moved 1 in 4
+    the instruction set it picks (`ONEDNN_MAX_CPU_ISA=SSE41` moved 1 in 4
     samples), and in float64 ATen's generic convolution is 3-5x slower than this.
     Polyphase form: with o, n the rates over their gcd, the input in rows of o samples
     `X` (after torchaudio's `width` zeros of padding), and the kernel `(n, K)` cut into
@@ -226,7 +226,7 @@ class Extractor(nn.Module):
 
     Computed in float64 (the filterbank, window and DCT too), every value rounded to a
     multiple of DB_STEP dB: the float32 chain's bits depended on the CPU's kernels
-    (MKL's FFT and sgemm, ATen's float32 log/exp in the filterbank; issue 27).
+    (MKL's FFT and sgemm, ATen's float32 log/exp in the filterbank; docs/REPRODUCIBILITY.md).
     """
 
     def __init__(self, params: FeatureParams):

@@ -1,5 +1,5 @@
 """Say what a machine ran: the CPU, the kernels PyTorch picked on it, library versions and
-the environment pins that steer them (issue 27, docs/REPRODUCIBILITY.md).
+the environment pins that steer them (docs/REPRODUCIBILITY.md).
 
     >>> from speech_emotion import machine
     >>> machine.describe()["torch_cpu_capability"]

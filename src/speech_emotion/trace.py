@@ -7,7 +7,7 @@ Set `SPEECH_EMOTION_TRACE=<folder>` and every process that imports `speech_emoti
      "params": ["features.n_mels", "split.folds", "train.epochs", ...],
      "modules": ["src/speech_emotion/training.py", ...]}       (paths relative to the cwd)
 
-tests/test_dependencies.py runs the pipeline with it and checks each record against the
+tests/test_reproduction.py runs the pipeline with it and checks each record against the
 stage's `params` and `deps` in dvc.lock, so a param or module that a stage uses but does not
 declare (and whose change would leave stale outputs) fails the suite.
 """
