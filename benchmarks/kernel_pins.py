@@ -19,8 +19,8 @@ that differ and the largest absolute difference.
 `--code current` (the default) probes the functions of `speech_emotion.features` (float64,
 dB rounded to a grid; `chain/db_raw` is the float64 dB before the rounding, to show the
 margin); `--code float32` probes the float32 torchaudio chain that the stage ran before
-the features were made byte-identical (kept here, in `_float32_chain`, to show what differed). Results:
-benchmarks/results/kernel_pins/.
+the features were made byte-identical (kept here, in `_float32_chain`, to show what
+differed). Results: benchmarks/results/kernel_pins/.
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def test_check_command_names_a_misspelled_key(tmp_path, raw, capsys):
         "unknown key(s) train.epoch" in err and err.count("\n") == 1), err
 
 
-# ---------------------------------------------------------------- encodings, duplicates, seeds, sizes
+# ---------------------------------------------------------- encodings, duplicates, seeds, sizes
 # params that `check` used to pass, or answer with a traceback, and a stage then failed on.
 def _lines(raw):
     return yaml.safe_dump(raw, sort_keys=False).splitlines()

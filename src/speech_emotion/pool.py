@@ -22,7 +22,8 @@ import contextlib
 import multiprocessing.pool
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .stage import die_with_parent  # the stage runner's own: one place for prctl
 
@@ -62,3 +63,34 @@ def fork_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
         raise
     finally:
         pool.join()
+
+
+# The task of `fork_map`, which its forked workers inherit: so a closure over large arrays
+# is never pickled; only task numbers go to the workers and results come back.
+_task: list[Callable[[int], Any]] = []
+
+
+def _run_task(index: int) -> Any:
+    return _task[-1](index)
+
+
+def fork_map(task: Callable[[int], Any], count: int, workers: int,
+             on_wait: Callable[[], None] | None = None) -> Iterator[Any]:
+    """`task(0), ..., task(count - 1)` in `workers` forked processes, yielded in order;
+    `on_wait()` is called about twice a second while the next result is not ready (a
+    progress bar's update). Results must pickle; `task` itself need not."""
+    _task.append(task)
+    try:
+        with fork_pool(workers) as pool:
+            results = pool.imap(_run_task, range(count))
+            for _ in range(count):
+                while True:
+                    try:
+                        result = results.next(timeout=0.5)
+                        break
+                    except multiprocessing.TimeoutError:
+                        if on_wait is not None:
+                            on_wait()
+                yield result
+    finally:
+        _task.pop()

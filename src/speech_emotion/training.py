@@ -47,7 +47,7 @@ from .folds import fold_record, from_split, split_rows, subset_rows
 from .inference import logits_of
 from .normalisation import fit_normalisation, normalise, speaker_statistics
 from .params import Params, TrainParams
-from .pool import default_workers, fork_pool
+from .pool import default_workers, fork_map
 from .ravdess import SUBSETS
 
 
@@ -305,24 +305,6 @@ def job_workers(train: TrainParams, jobs: int) -> int:
     return min(train.workers or default_workers(), jobs)
 
 
-# What the forked workers of `train_jobs` inherit: the jobs and the recipe, and a shared
-# count of the epochs they have run (the parent's progress bar).
-_shared: dict = {}
-
-
-def _train_job(index: int) -> dict[str, Any]:
-    torch.set_num_threads(1)       # one thread per process: the float sums of a plain run
-    s, job = _shared, _shared["jobs"][index]
-    epochs = s["epochs"]
-
-    def tick(record: dict[str, float]) -> None:
-        with epochs.get_lock():
-            epochs.value += 1
-    return train_fold(s["model"], s["config"], s["train"], job.data, s["labels"],
-                      seed=job.seed, feature_params=s["feature_params"], on_epoch=tick,
-                      progress=False, device=torch.device("cpu"))
-
-
 def train_jobs(model_name: str, config: Any, train: TrainParams, jobs: list[Job],
                labels: list[str], feature_params: dict[str, Any],
                on_epoch: Callable[[str, dict[str, float]], None] | None, progress: bool,
@@ -342,30 +324,32 @@ def train_jobs(model_name: str, config: Any, train: TrainParams, jobs: list[Job]
         return
     log(f"{model_name}: {len(jobs)} models in {workers} processes, one thread each",
         file=sys.stderr)
-    context = multiprocessing.get_context("fork")
-    _shared.update(model=model_name, config=config, train=train, jobs=jobs, labels=labels,
-                   feature_params=feature_params, epochs=context.Value("q", 0))
+    epochs = multiprocessing.get_context("fork").Value("q", 0)   # run so far, by every worker
+
+    def train_job(index: int) -> dict[str, Any]:       # in a forked worker
+        torch.set_num_threads(1)    # one thread per process: the float sums of a plain run
+
+        def tick(record: dict[str, float]) -> None:
+            with epochs.get_lock():
+                epochs.value += 1
+        job = jobs[index]
+        return train_fold(model_name, config, train, job.data, labels, seed=job.seed,
+                          feature_params=feature_params, on_epoch=tick, progress=False,
+                          device=torch.device("cpu"))
+
     bar = tqdm(total=len(jobs) * train.epochs, desc=f"{model_name} ({len(jobs)} models)",
                unit="epoch", disable=not progress, file=sys.stderr)
-    try:
-        with fork_pool(workers) as pool:
-            done = pool.imap(_train_job, range(len(jobs)))
-            for job in jobs:
-                while True:
-                    try:
-                        result = done.next(timeout=0.5)
-                        break
-                    except multiprocessing.TimeoutError:
-                        bar.update(_shared["epochs"].value - bar.n)
-                if on_epoch is not None:
-                    for record in result["history"]:
-                        on_epoch(job.run, record)
-                bar.total -= train.epochs - len(result["history"])  # stopped early
-                bar.update(_shared["epochs"].value - bar.n)
-                yield result
-    finally:
-        bar.close()
-        _shared.clear()
+    with bar:
+        def update() -> None:
+            bar.update(epochs.value - bar.n)
+        for job, result in zip(jobs, fork_map(train_job, len(jobs), workers, update),
+                               strict=True):
+            if on_epoch is not None:
+                for record in result["history"]:
+                    on_epoch(job.run, record)
+            bar.total -= train.epochs - len(result["history"])     # stopped early
+            update()
+            yield result
 
 
 # ---------------------------------------------------------------- one dvc.yaml cell
