@@ -298,6 +298,23 @@ def test_a_tiny_corpus_goes_through_the_stage(project, monkeypatch, capsys):
             for subset in ("all", "strong")}}
 
 
+
+def test_corpus_inputs_are_the_same_from_worker_processes(project):
+    """Each file read and turned into inputs in forked workers, a few files a task, comes
+    back in corpus order with the same arrays as in this process."""
+    folder = project / "corpora" / "crema"
+    corpus = external.Corpus("crema", folder, [Recording(f.name, "sad", "")
+                                               for f in sorted(folder.iterdir())])
+    cell = external.load_cell("cnn-all", project / "models" / "cnn-all")
+    assert len(corpus.recordings) > external.FILES_PER_TASK      # more than one task
+    here = external.corpus_inputs(corpus, cell, workers=1)
+    forked = external.corpus_inputs(corpus, cell, workers=2)
+    assert [i.path for i in forked] == [folder / r.path for r in corpus.recordings]
+    for a, b in zip(here, forked, strict=True):
+        assert a.path == b.path and a.notes == b.notes
+        assert np.array_equal(a.features, b.features)
+
+
 def test_the_report_gets_a_column_per_corpus(tmp_path):
     row = report.Row("cnn-all", "cnn", "all", 0.5, None, 0.5, 0.5, {1: (1, 11, 20, 21)})
     probe = report.Row("fhvae-all", "fhvae", "all", 0.4, None, 0.4, 0.4, {1: (1, 11, 20, 21)})

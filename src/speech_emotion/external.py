@@ -341,20 +341,47 @@ def front_end_key(cell: Cell) -> str:
                       default=str)
 
 
-def corpus_inputs(corpus: Corpus, cell: Cell, progress: bool = False) -> list:
+FILES_PER_TASK = 8     # recordings a worker of `corpus_inputs` takes at a time
+
+
+def corpus_inputs(corpus: Corpus, cell: Cell, progress: bool = False,
+                  workers: int | None = None) -> list:
     """Every recording of `corpus` read and turned into `cell`'s inputs, once (predict's
-    `file_inputs`: windows, then log-mel or the encoder). AudioError names a bad file."""
+    `file_inputs`: windows, then log-mel or the encoder). AudioError names a bad file.
+
+    `workers` forked processes (None: one per core) take `FILES_PER_TASK` recordings at a
+    time; every file is made with one torch thread, in a worker or here, so the inputs are
+    the same whatever the number of workers."""
+    import torch
     from tqdm import tqdm
 
     from . import features, predict
+    from .pool import default_workers, fork_map
 
     models = cell.loaded
     extractor = (predict.head_encoder(models.encode_attrs) if models.head
                  else features.Extractor(models.feature_params))
-    return [predict.file_inputs(corpus.root / r.path, models, extractor)
-            for r in tqdm(corpus.recordings, desc=f"{corpus.name}: "
-                          + ("encoder" if models.head else "log-mel"),
-                          unit="file", disable=not progress, file=sys.stderr)]
+    paths = [corpus.root / r.path for r in corpus.recordings]
+    tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
+    workers = min(default_workers() if workers is None else workers, len(tasks))
+
+    def task(k: int) -> list:
+        torch.set_num_threads(1)
+        return [predict.file_inputs(path, models, extractor) for path in tasks[k]]
+
+    threads = torch.get_num_threads()
+    inputs: list = []
+    with tqdm(total=len(paths), desc=f"{corpus.name}: " + ("encoder" if models.head
+                                                           else "log-mel"),
+              unit="file", disable=not progress, file=sys.stderr) as bar:
+        try:
+            for made in (fork_map(task, len(tasks), workers) if workers > 1
+                         else map(task, range(len(tasks)))):
+                inputs += made
+                bar.update(len(made))
+        finally:
+            torch.set_num_threads(threads)
+    return inputs
 
 
 def speakers_of(corpus: Corpus) -> list[str]:
