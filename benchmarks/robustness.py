@@ -18,6 +18,13 @@ made to the waveform (mono, at the model's rate) before the clip policy:
     telephone     band-passed to 300-3400 Hz (4th-order Butterworth, causal)
     8khz          resampled to 8 kHz and back (the pipeline's own resampler)
 
+and with `--conditions voices` (or `all`), other voices, rooms and codecs:
+
+    speed0.9      played 10 % slower: pitch, formants and tempo down together
+    speed1.1      10 % faster
+    reverb0.6s    a synthetic room: decaying noise, 60 dB down after 0.6 s, level kept
+    mu-law        8-bit mu-law companding (the G.711 telephone codec)
+
 `--actors validation` scores each fold's validation actors instead (cells trained with
 `-S train.monitor=ua`, so that they held them out): a recipe is chosen there, never on the
 test actors. `--normalise speaker` normalises each actor's features with that actor's own
@@ -44,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 from scipy import signal
 
 from speech_emotion import atomic, features, labels, metrics, paths, predict
@@ -83,17 +91,52 @@ def narrowband(wave, rate, rng):
     return np.pad(back, (0, max(0, wave.shape[0] - back.shape[0])))[:wave.shape[0]]
 
 
-def conditions(params) -> dict[str, Condition]:
+def speed(up: int, down: int) -> Condition:
+    """Played `up/down` times as fast: tempo and pitch (and formants) move together, as a
+    faster tape; small integers keep the resampling kernel short."""
+    def change(wave, rate, rng):
+        return torchaudio.functional.resample(torch.from_numpy(wave).float(), up,
+                                              down).double().numpy()
+    return change
+
+
+def reverb(rt60: float) -> Condition:
+    """A synthetic room: the direct sound, then exponentially decaying noise (60 dB down
+    after `rt60` s), drawn from the utterance's rng; the level of the dry speech kept."""
+    def change(wave, rate, rng):
+        t = np.arange(int(rt60 * rate)) / rate
+        response = rng.standard_normal(t.shape[0]) * 10 ** (-3 * t / rt60) * 0.1
+        response[0] = 1.0
+        wet = signal.fftconvolve(wave, response)[:wave.shape[0]]
+        return wet * np.sqrt(np.mean(wave ** 2) / max(np.mean(wet ** 2), 1e-20))
+    return change
+
+
+def mu_law(wave, rate, rng):
+    """8-bit mu-law, the G.711 telephone codec's companding, at the recording's rate."""
+    x = torch.from_numpy(np.clip(wave, -1.0, 1.0))
+    return torchaudio.functional.mu_law_decoding(
+        torchaudio.functional.mu_law_encoding(x, 256), 256).numpy()
+
+
+def conditions(params, kinds: str = "recordings") -> dict[str, Condition]:
+    """`recordings`: the level, noise and channel changes; `voices`: other voices (10 %
+    slower or faster: pitch, formants and tempo together), a room and a codec; `all`:
+    both. (A phase-vocoder pitch shift that keeps the tempo was left out: torchaudio's
+    lost up to 70 % of the level when stretching, an artefact of its own.)"""
     hop = (params.trim_db, params.n_fft, params.hop_length)
-    return {"clean": lambda wave, rate, rng: wave,
-            "level-20dB": level(-20), "level+10dB": level(10, clip=True),
-            "noise-snr20": noise(20, *hop), "noise-snr10": noise(10, *hop),
-            "telephone": telephone, "8khz": narrowband}
+    recordings = {"level-20dB": level(-20), "level+10dB": level(10, clip=True),
+                  "noise-snr20": noise(20, *hop), "noise-snr10": noise(10, *hop),
+                  "telephone": telephone, "8khz": narrowband}
+    voices = {"speed0.9": speed(9, 10), "speed1.1": speed(11, 10),
+              "reverb0.6s": reverb(0.6), "mu-law": mu_law}
+    chosen = {"recordings": recordings, "voices": voices, "all": {**recordings, **voices}}
+    return {"clean": lambda wave, rate, rng: wave, **chosen[kinds]}
 
 
 def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
                limit: int | None, log=print, actors: str = "test",
-               normalise: str = "training") -> dict[str, float]:
+               normalise: str = "training", kinds: str = "recordings") -> dict[str, float]:
     """UA of one fold model on its own test actors (or, `actors="validation"`, its fold's
     validation actors: where a recipe is chosen), per condition. `normalise="speaker"`:
     each actor's features are normalised with that actor's own per-bin statistics (of the
@@ -124,7 +167,7 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
     else:
         extractor = features.Extractor(params)
     ua = {}
-    for name, change in conditions(params).items():
+    for name, change in conditions(params, kinds).items():
         changed = [torch.from_numpy(change(wave, params.sample_rate,
                                            np.random.default_rng([seed, int(record["number"]), i])))
                    for i, wave in enumerate(waves)]
@@ -171,17 +214,28 @@ def compare(saved: list[Path]) -> str:
     """One row per run saved with --out (its file name): mean UA over folds per condition,
     the mean over the changed conditions (everything but clean) and over all of them."""
     runs = {path.stem: json.loads(path.read_text()) for path in saved}
-    names = list(next(iter(next(iter(runs.values()))["ua"].values())))
+    names = list(dict.fromkeys(c for record in runs.values()      # every run's conditions
+                               for c in next(iter(record["ua"].values()))))
     lines = ["| run | actors | folds | " + " | ".join(names) + " | mean changed | mean all |",
              "|---|---|---:|" + "---:|" * (len(names) + 2)]
     for run, record in runs.items():
         folds = record["ua"].values()
-        mean = {c: statistics.fmean(fold[c] for fold in folds) for c in names}
-        changed = statistics.fmean(mean[c] for c in names if c != "clean")
+        mean = {c: statistics.fmean(fold[c] for fold in folds) for c in names
+                if c in next(iter(folds))}
+        changed = statistics.fmean(v for c, v in mean.items() if c != "clean")
         lines.append(f"| {run} | {record['actors']} | {len(folds)} | "
-                     + " | ".join(f"{100 * mean[c]:.1f}" for c in names)
+                     + " | ".join(f"{100 * mean[c]:.1f}" if c in mean else "-" for c in names)
                      + f" | {100 * changed:.1f} | {100 * statistics.fmean(mean.values()):.1f} |")
     return "\n".join(lines)
+
+
+def protocol(model: Path, normalise: str) -> str:
+    """speaker-adaptive when each scored actor is standardised by its own recordings
+    (`--normalise speaker`, or a model trained with train.speaker_norm); else
+    utterance-only."""
+    _, saved = load_model(sorted(model.glob("fold*.pt"))[0])
+    adaptive = normalise == "speaker" or saved["normalisation"].get("speaker") is not None
+    return "speaker-adaptive" if adaptive else "utterance-only"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--normalise", choices=["training", "speaker"], default="training",
                     help="feature statistics: the checkpoint's (training actors') or each "
                          "scored actor's own, from its recordings under the condition")
+    ap.add_argument("--conditions", choices=["recordings", "voices", "all"],
+                    default="recordings", help="recordings: level, noise, channel; voices: "
+                    "speed (pitch, formants, tempo), a room, a codec; all: both")
     ap.add_argument("--out", type=Path, help="also write the per-fold UA here as JSON")
     args = ap.parse_args(argv)
     if args.table:
@@ -228,14 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         for path in checkpoints:
             number = int(path.stem.removeprefix("fold"))
             per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
-                                          actors=args.actors, normalise=args.normalise)
+                                          actors=args.actors, normalise=args.normalise,
+                                          kinds=args.conditions)
     print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
           f"only")
     print(table(per_fold))
     if args.out:
         atomic.write_text(args.out, json.dumps(
             {"model": str(args.model), "actors": args.actors, "shifts": args.shifts,
-             "normalise": args.normalise,
+             "normalise": args.normalise, "conditions": args.conditions,
+             "protocol": protocol(args.model, args.normalise),
              "ua": {str(k): {c: round(v, 4) for c, v in ua.items()}
                     for k, ua in sorted(per_fold.items())}}, indent=1) + "\n")
     return 0

@@ -83,6 +83,34 @@ def test_the_changes_do_what_they_say():
     assert change["8khz"](wave, rate, rng).shape == wave.shape
 
 
+
+def test_the_voice_changes_do_what_they_say():
+    """Speed moves pitch and length together by the ratio; the room keeps the level and
+    smears the sound in time; mu-law keeps the wave within 8-bit steps."""
+    rate = 8000
+    t = np.arange(2 * rate) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 200 * t)
+    change = robustness.conditions(small_feature_params(), "voices")
+    assert set(change) == {"clean", "speed0.9", "speed1.1", "reverb0.6s", "mu-law"}
+    assert "level-20dB" in robustness.conditions(small_feature_params(), "all")
+
+    def peak(x):
+        return np.fft.rfftfreq(x.shape[0], 1 / rate)[np.abs(np.fft.rfft(x)).argmax()]
+    for name, ratio in (("speed0.9", 0.9), ("speed1.1", 1.1)):
+        changed = change[name](wave, rate, np.random.default_rng(0))
+        assert changed.shape[0] == pytest.approx(wave.shape[0] / ratio, abs=2)
+        assert peak(changed) == pytest.approx(200 * ratio, abs=2)
+    clicks = np.zeros(rate)
+    clicks[::rate // 4] = 1.0
+    room = change["reverb0.6s"](clicks, rate, np.random.default_rng(0))
+    assert room.shape == clicks.shape and np.mean(room ** 2) == pytest.approx(np.mean(clicks ** 2))
+    assert np.count_nonzero(np.abs(room) > 1e-3) > 50 * np.count_nonzero(clicks)   # a tail
+    again = change["reverb0.6s"](clicks, rate, np.random.default_rng(0))
+    assert np.array_equal(room, again)                           # drawn from the rng given
+    coded = change["mu-law"](wave, rate, None)
+    assert 0 < np.abs(coded - wave).max() < 0.02 and len(np.unique(coded)) <= 256
+
+
 def test_validation_actors_score_where_a_recipe_is_chosen(synthetic_corpus, synthetic_table,
                                                           tmp_path, capsys, monkeypatch):
     """--actors validation reads each fold's validation actors only, writes --out, and refuses
