@@ -171,18 +171,21 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
         changed = [torch.from_numpy(change(wave, params.sample_rate,
                                            np.random.default_rng([seed, int(record["number"]), i])))
                    for i, wave in enumerate(waves)]
-        if head:           # the whole utterance through the encoder, as the encode stage
-            feats = torch.from_numpy(np.concatenate(
-                [predict.encoder_inputs(wave, encoder) for wave in changed]))   # (N, 2D, L)
+        if head:           # the whole utterance through the encoder, as the encode stage;
+            parts = [predict.encoder_inputs(wave, encoder) for wave in changed]  # a long
+            feats = torch.from_numpy(np.concatenate(parts))   # one in windows: (W, 2D, L)
+            owner = np.repeat(np.arange(len(parts)), [len(part) for part in parts])  # (W,)
         else:
             clips = [features.fix_length(wave, params) for wave in changed]
             with torch.inference_mode():
                 feats = torch.cat([extractor(torch.stack(clips[i:i + 64]))      # (N, F, T)
                                    for i in range(0, len(clips), 64)])
+            owner = np.arange(len(clips))
+        actor = rows["actor"].to_numpy()[owner]                                  # per row
         if normalise == "speaker":     # each actor's own statistics, no labels: an enrolment
-            proba, x = np.zeros((len(rows), len(checkpoint["labels"]))), feats.numpy()
-            for actor in rows["actor"].unique():
-                mine = (rows["actor"] == actor).to_numpy()
+            proba, x = np.zeros((len(owner), len(checkpoint["labels"]))), feats.numpy()
+            for who in np.unique(actor):
+                mine = actor == who
                 stats = fit_normalisation(x[mine], checkpoint["normalisation"].get(
                     "utterance", "none"), per_frame=head)
                 proba[mine] = predict_proba(model, {**checkpoint, "normalisation": stats},
@@ -191,7 +194,9 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
             # a model trained with train.speaker_norm: each actor standardised by its own
             # changed recordings, as evaluate does (speaker-adaptive); others ignore it
             proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts,
-                                  speakers=rows["actor"].to_numpy())   # (N, C)
+                                  speakers=actor)                               # (W, C)
+        # an utterance's windows averaged, as predict does
+        proba = np.stack([proba[owner == i].mean(axis=0) for i in range(len(rows))])
         predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
         ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]
     return ua

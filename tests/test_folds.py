@@ -110,7 +110,9 @@ def test_train_cell_never_hands_test_actors_to_the_loop(monkeypatch, monitor):
     With `train.monitor: none` the validation actors train too and nothing is held out."""
     table = corpus(list(range(1, 25)), [(0, 30), (5, 200)], per_actor=16)
     features = np.repeat(table["actor"].to_numpy(np.float32), 4 * 5).reshape(-1, 4, 5)
-    p = params.load(PARAMS, overrides={"split.folds": [1, 2], "train.monitor": monitor})
+    # in this process (train.workers 1): the fake below records what it is handed
+    p = params.load(PARAMS, overrides={"split.folds": [1, 2], "train.monitor": monitor,
+                                       "train.workers": 1})
     seen = []
 
     def fake_train_fold(name, config, train, data, labels, **kwargs):
@@ -160,7 +162,8 @@ def test_an_ensemble_trains_each_member_as_its_seed_alone_would(monkeypatch):
 
     def run(**overrides):
         calls.clear()
-        p = params.load(PARAMS, overrides={"split.folds": [2, 5], **overrides})
+        p = params.load(PARAMS, overrides={"split.folds": [2, 5], "train.workers": 1,
+                                           **overrides})
         saved = {}
         summaries = training.train_cell("cnn", "all", p, table, features, {"kind": "logmel"},
                                         save=lambda k, c: saved.__setitem__(k, c),
