@@ -37,6 +37,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from speech_emotion import features, params as params_module
+from speech_emotion.pool import default_workers
 from speech_emotion.ravdess import is_speech_audio_name
 
 # Float32 rounding on identical clips; end to end the resamplers differ (sinc vs soxr).
@@ -200,7 +201,7 @@ def main(argv=None) -> None:
         if args.as_wav:
             paths = as_wav(paths, Path(folder))
         print(f"{len(paths)} files under {args.root}{' as 16-bit WAV' if args.as_wav else ''}; "
-              f"{features.default_workers()} cores; params: {args.params}")
+              f"{default_workers()} cores; params: {args.params}")
         run(paths, p, args.repeat)
 
 
@@ -211,7 +212,7 @@ def run(paths: list[Path], p, repeat: int) -> None:
         corpus_s = time.perf_counter() - corpus_start
     for path in paths[:3]:                        # librosa warm-up (numba compiles), untimed
         librosa_file(path, p)
-    workers = features.default_workers() if len(paths) > p.batch_size else 0
+    workers = default_workers() if len(paths) > p.batch_size else 0
     stage_s = librosa_s = stage_cpu = librosa_cpu = float("inf")
     for _ in range(repeat):                       # alternate, so both see the same machine
         ours, seconds, cpu = stage_way(paths, p)
