@@ -84,7 +84,7 @@ def neural_metrics(name: str, table: pd.DataFrame, feature_set: store.FeatureSet
     summaries = train_cell(
         name, subset, p, table, feature_set.features, feature_set.attrs,
         save=lambda k, ckpt: checkpoint.save(checkpoint.path_for(model_dir, k), ckpt),
-        progress=True)
+        progress=True, copies=feature_set.copies)
     seconds = time.perf_counter() - start
     result = evaluate.evaluate_cell(model_dir, subset, table, feature_set, p, progress=False)
     validation = [s["validation"]["ua"] for s in summaries if s["validation"]]
@@ -119,7 +119,7 @@ def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path
     path = (cache / f"encoded-{key}.h5") if cache else workdir / "encoded.h5"
     if not path.is_file():
         encoder, weight_attrs = encoded.load_encoder(p.encode)
-        encodings = encoded.encode_files([raw / f for f in table["path"]], p.encode, encoder)
+        encodings = encoded.encode_table(table, raw, p.encode, encoder)
         if cache:
             cache.mkdir(parents=True, exist_ok=True)
         encoded.write(path, table, encodings, p.encode, weight_attrs)   # atomically

@@ -46,15 +46,12 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio
-from scipy import signal
 
-from speech_emotion import atomic, features, labels, metrics, paths, predict
+from speech_emotion import atomic, features, labels, metrics, paths, predict, waveforms
 from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import subset_table
 from speech_emotion.inference import predict_proba
@@ -63,75 +60,10 @@ from speech_emotion.params import HEAD_MODELS
 from speech_emotion.predict import feature_params_of
 from speech_emotion.sources.local import copy_corpus
 
-Condition = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]  # (S,) -> (S,)
 
-
-def level(db: float, clip: bool = False) -> Condition:
-    def change(wave, rate, rng):
-        louder = wave * 10 ** (db / 20)
-        return np.clip(louder, -1.0, 1.0) if clip else louder
-    return change
-
-
-def noise(snr_db: float, trim_db: float, n_fft: int, hop: int) -> Condition:
-    def change(wave, rate, rng):
-        start, end = features.nonsilent_span(torch.from_numpy(wave), trim_db, n_fft, hop)
-        speech = float(np.mean(wave[start:end] ** 2)) if end > start else float(np.mean(wave ** 2))
-        return wave + rng.standard_normal(wave.shape[0]) * np.sqrt(speech / 10 ** (snr_db / 10))
-    return change
-
-
-def telephone(wave, rate, rng):
-    sos = signal.butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
-    return signal.sosfilt(sos, wave)
-
-
-def narrowband(wave, rate, rng):
-    back = features.resample(features.resample(wave, rate, 8000), 8000, rate)
-    return np.pad(back, (0, max(0, wave.shape[0] - back.shape[0])))[:wave.shape[0]]
-
-
-def speed(up: int, down: int) -> Condition:
-    """Played `up/down` times as fast: tempo and pitch (and formants) move together, as a
-    faster tape; small integers keep the resampling kernel short."""
-    def change(wave, rate, rng):
-        return torchaudio.functional.resample(torch.from_numpy(wave).float(), up,
-                                              down).double().numpy()
-    return change
-
-
-def reverb(rt60: float) -> Condition:
-    """A synthetic room: the direct sound, then exponentially decaying noise (60 dB down
-    after `rt60` s), drawn from the utterance's rng; the level of the dry speech kept."""
-    def change(wave, rate, rng):
-        t = np.arange(int(rt60 * rate)) / rate
-        response = rng.standard_normal(t.shape[0]) * 10 ** (-3 * t / rt60) * 0.1
-        response[0] = 1.0
-        wet = signal.fftconvolve(wave, response)[:wave.shape[0]]
-        return wet * np.sqrt(np.mean(wave ** 2) / max(np.mean(wet ** 2), 1e-20))
-    return change
-
-
-def mu_law(wave, rate, rng):
-    """8-bit mu-law, the G.711 telephone codec's companding, at the recording's rate."""
-    x = torch.from_numpy(np.clip(wave, -1.0, 1.0))
-    return torchaudio.functional.mu_law_decoding(
-        torchaudio.functional.mu_law_encoding(x, 256), 256).numpy()
-
-
-def conditions(params, kinds: str = "recordings") -> dict[str, Condition]:
-    """`recordings`: the level, noise and channel changes; `voices`: other voices (10 %
-    slower or faster: pitch, formants and tempo together), a room and a codec; `all`:
-    both. (A phase-vocoder pitch shift that keeps the tempo was left out: torchaudio's
-    lost up to 70 % of the level when stretching, an artefact of its own.)"""
-    hop = (params.trim_db, params.n_fft, params.hop_length)
-    recordings = {"level-20dB": level(-20), "level+10dB": level(10, clip=True),
-                  "noise-snr20": noise(20, *hop), "noise-snr10": noise(10, *hop),
-                  "telephone": telephone, "8khz": narrowband}
-    voices = {"speed0.9": speed(9, 10), "speed1.1": speed(11, 10),
-              "reverb0.6s": reverb(0.6), "mu-law": mu_law}
-    chosen = {"recordings": recordings, "voices": voices, "all": {**recordings, **voices}}
-    return {"clean": lambda wave, rate, rng: wave, **chosen[kinds]}
+def conditions(params, kinds: str = "recordings") -> dict[str, waveforms.Change]:
+    """`waveforms.conditions` with the noise's speech span from the feature params."""
+    return waveforms.conditions(params.trim_db, params.n_fft, params.hop_length, kinds)
 
 
 def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,

@@ -27,22 +27,39 @@ The columns (UA, %; mean over folds):
   SAVEE's and TESS's are.
 - `intensity`: trained on one intensity, scored on the other (both ways, averaged; over the
   seven classes both have): another speaking style.
+- `voice`, `room`, `codec` (heads; `--changed`, on by default for them): the scored actors'
+  utterances changed as `benchmarks/robustness.py --conditions voices` changes them, each
+  actor standardised by its own changed utterances under speaker_norm: `voice`, the mean
+  of 10 % slower and 10 % faster (pitch, formants and tempo); `room`, a synthetic room
+  (RT60 0.6 s); `codec`, 8-bit mu-law. A recipe whose training copies (`encode.copies`)
+  are of the same kind is scored in its own family there: its random rooms are not the
+  scored room, but they are rooms; `gender` and `intensity` are the columns it cannot
+  have trained for.
 
-The rule, fixed before any run: the chosen recipe has the highest mean of the transfer
-columns (`n3`, `n5`, `n10`, `skew`, `gender`, `intensity`) at the validation level, among
-recipes whose `utt` at the validation level is within 2 points of the recipe named
-`default`'s (the reference: no speaker_norm, the pipeline's default before the study)
-(`predict` on one file must not pay for it).
+A recipe may change `encode` (e.g. `encode.copies=2`): its encodings, with their training
+copies, are made (and cached) for it; the copies join the training rows of every model it
+fits, never the scored ones.
+
+The rule, fixed before any run: among the recipes whose `utt` at the validation level is
+within 2 points of the reference's (`--reference`, default the recipe named `default`;
+`predict` on one file must not pay for it) and whose mean of the speaker columns (`n3`,
+`n5`, `n10`, `skew`, `gender`, `intensity`) is no more than 0.5 points below the
+reference's (the changed recordings must not be bought with other voices), the chosen one
+has the highest mean of every transfer column it was scored on (the speaker columns, and
+`voice`, `room`, `codec` where run), at the validation level.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +68,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speech_emotion import labels, metrics, models, params, training  # noqa: E402
+from speech_emotion import encoded, labels, metrics, models, params, training, waveforms  # noqa: E402
 from speech_emotion.folds import from_split, split_rows  # noqa: E402
 from speech_emotion.inference import predict_proba  # noqa: E402
 from speech_emotion.normalisation import speaker_statistics  # noqa: E402
@@ -62,8 +79,12 @@ import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKER_SETS = {"n3": (3, None), "n5": (5, None), "n10": (10, None), "skew": (10, 0.8)}
-TRANSFER = ("n3", "n5", "n10", "skew", "gender", "intensity")
+SPEAKERS = ("n3", "n5", "n10", "skew", "gender", "intensity")
+# changed recordings: column -> the robustness conditions it averages
+CHANGED = {"voice": ("speed0.9", "speed1.1"), "room": ("reverb0.6s",), "codec": ("mu-law",)}
+TRANSFER = (*SPEAKERS, *CHANGED)
 COLUMNS = ("utt", "spk", *TRANSFER)
+SPEAKER_MARGIN = 0.005      # the rule: speaker columns' mean at most this below the reference's
 
 
 def default_recipes(system: str) -> dict[str, dict]:
@@ -79,9 +100,10 @@ UTT_MARGIN = 0.02           # the rule: utt within this of the default's, at val
 
 
 def parse_recipe(text: str) -> tuple[str, dict]:
+    """`name:key=value,key=value`; a value may be a list: `encode.copy_kinds=[room,voice]`."""
     name, _, settings = text.partition(":")
-    return name, {k: yaml.safe_load(v) for k, v in
-                  (item.split("=", 1) for item in settings.split(",") if item)}
+    items = re.split(r",(?![^\[]*\])", settings)            # not the commas inside [...]
+    return name, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items if item)}
 
 
 def ua(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -89,9 +111,13 @@ def ua(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def fit(system: str, p: params.Params, x: np.ndarray, y: np.ndarray, actors: np.ndarray,
-        rows: np.ndarray, seed: int, feature_params: dict):
-    """A model trained on `rows` (monitor none: every epoch, the last kept); its checkpoint."""
-    data = training.FoldData(x[rows], y[rows], x[rows][:0], y[rows][:0], actors[rows],
+        rows: np.ndarray, seed: int, feature_params: dict, copies: np.ndarray | None = None):
+    """A model trained on `rows` and their training `copies` (N, K, F, T) if any (monitor
+    none: every epoch, the last kept); its checkpoint."""
+    x_fit, y_fit, speakers = x[rows], y[rows], actors[rows]
+    if copies is not None:
+        x_fit, y_fit, speakers = training.with_copies(x_fit, y_fit, speakers, copies[rows])
+    data = training.FoldData(x_fit, y_fit, x[rows][:0], y[rows][:0], speakers,
                              actors[rows][:0])
     result = training.train_fold(system, p.section(system), p.train, data, list(EMOTION_NAMES),
                                  seed=seed, feature_params=feature_params, progress=False)
@@ -102,18 +128,24 @@ def fit(system: str, p: params.Params, x: np.ndarray, y: np.ndarray, actors: np.
     return model.eval(), {"normalisation": result["normalisation"]}
 
 
-def scores(model, ckpt, x, y, actors, rows, classes, shifts, rng) -> dict[str, float]:
-    """Every in-corpus column for the scored `rows` (restricted to `classes`)."""
+def scores(model, ckpt, x, y, actors, rows, classes, shifts, rng,
+           changed: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Every in-corpus column for the scored `rows` (restricted to `classes`); `changed`:
+    condition -> every row's changed inputs (N, F, T), for the `CHANGED` columns."""
     names = np.array(EMOTION_NAMES)
     keep = rows[np.isin(y[rows], [EMOTION_NAMES.index(c) for c in classes])]
     columns = [EMOTION_NAMES.index(c) for c in classes]
 
-    def score(speaker=None, speakers=None) -> float:
-        probs = predict_proba(model, ckpt, x[keep], shifts=shifts, speakers=speakers,
+    def score(speaker=None, speakers=None, inputs=x) -> float:
+        probs = predict_proba(model, ckpt, inputs[keep], shifts=shifts, speakers=speakers,
                               speaker=speaker)[:, columns]
         return ua(names[y[keep]], np.array(classes)[probs.argmax(axis=1)])
 
     out = {"utt": score(), "spk": score(speakers=actors[keep])}
+    for column, conditions in CHANGED.items():   # speaker-adaptive where the recipe is
+        if changed:
+            out[column] = float(np.mean([score(speakers=actors[keep], inputs=changed[c])
+                                         for c in conditions]))
     norm = ckpt["normalisation"]
     for column, (n, skew) in SPEAKER_SETS.items():
         if "speaker" not in norm:
@@ -143,7 +175,7 @@ def scores(model, ckpt, x, y, actors, rows, classes, shifts, rng) -> dict[str, f
 
 
 def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, feature_params,
-             rng):
+             rng, copies=None, changed=None):
     """Every column of one fold and level."""
     sides = split_rows(table, fold)              # twins never straddle a split
     if level == "validation":
@@ -151,15 +183,15 @@ def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, featu
     else:
         fit_rows, scored = np.sort(np.concatenate([sides.train, sides.validation])), sides.test
     shifts = p.evaluate.shifts           # predict_proba takes none for a head
-    model, ckpt = fit(system, p, x, y, actors, fit_rows, seed, feature_params)
-    out = scores(model, ckpt, x, y, actors, scored, list(EMOTION_NAMES), shifts, rng)
+    model, ckpt = fit(system, p, x, y, actors, fit_rows, seed, feature_params, copies)
+    out = scores(model, ckpt, x, y, actors, scored, list(EMOTION_NAMES), shifts, rng, changed)
     genders = np.array([gender(int(a)) for a in actors])
     cross = []
     for train_gender in ("male", "female"):
         rows = fit_rows[genders[fit_rows] == train_gender]
         other = scored[genders[scored] != train_gender]
         if len(rows) and len(other):
-            model, ckpt = fit(system, p, x, y, actors, rows, seed, feature_params)
+            model, ckpt = fit(system, p, x, y, actors, rows, seed, feature_params, copies)
             cross.append(scores(model, ckpt, x, y, actors, other, list(EMOTION_NAMES),
                                 shifts, rng)["spk"])
     out["gender"] = float(np.mean(cross))
@@ -167,7 +199,7 @@ def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, featu
     for train_intensity in ("normal", "strong"):
         rows = fit_rows[intensity[fit_rows] == train_intensity]
         other = scored[intensity[scored] != train_intensity]
-        model, ckpt = fit(system, p, x, y, actors, rows, seed, feature_params)
+        model, ckpt = fit(system, p, x, y, actors, rows, seed, feature_params, copies)
         cross.append(scores(model, ckpt, x, y, actors, other, list(SUBSETS["strong"]),
                             shifts, rng)["spk"])
     out["intensity"] = float(np.mean(cross))
@@ -175,18 +207,25 @@ def run_fold(system, p, table, x, y, actors, intensity, fold, level, seed, featu
 
 
 def summarise(runs: dict) -> dict:
-    """recipe -> level -> column -> mean over folds."""
-    return {recipe: {level: {c: statistics.mean(f[c] for f in folds.values()) for c in COLUMNS}
+    """recipe -> level -> column -> mean over folds (the columns the recipe was scored on)."""
+    return {recipe: {level: {c: statistics.mean(f[c] for f in folds.values()) for c in COLUMNS
+                             if all(c in f for f in folds.values())}
                      for level, folds in levels.items()}
             for recipe, levels in runs["results"].items()}
 
 
-def choose(summary: dict) -> str:
+def mean_of(row: dict, columns) -> float:
+    return statistics.mean(row[c] for c in columns if c in row)
+
+
+def choose(summary: dict, reference: str = "default") -> str:
     """The rule of the module docstring."""
-    floor = summary["default"]["validation"]["utt"] - UTT_MARGIN
-    eligible = [r for r in summary if summary[r]["validation"]["utt"] >= floor]
-    return max(eligible, key=lambda r: statistics.mean(summary[r]["validation"][c]
-                                                       for c in TRANSFER))
+    ref = summary[reference]["validation"]
+    eligible = [r for r in summary
+                if summary[r]["validation"]["utt"] >= ref["utt"] - UTT_MARGIN
+                and mean_of(summary[r]["validation"], SPEAKERS)
+                >= mean_of(ref, SPEAKERS) - SPEAKER_MARGIN]
+    return max(eligible, key=lambda r: mean_of(summary[r]["validation"], TRANSFER))
 
 
 def merge(saved: list[dict]) -> dict:
@@ -201,20 +240,51 @@ def merge(saved: list[dict]) -> dict:
             "seconds": {k: v for run in saved for k, v in run["seconds"].items()}}
 
 
-def print_table(runs: dict) -> None:
+def print_table(runs: dict, reference: str = "default") -> None:
     summary = summarise(runs)
     print(f"system {runs['system']}, seed {runs['seed']}, folds {runs['folds']}; UA %, "
-          "mean over folds")
-    head = f"{'recipe':<16} {'level':<10} " + " ".join(f"{c:>9}" for c in COLUMNS) + \
-        f" {'transfer':>9}"
+          "mean over folds; speakers: mean of n3..intensity; transfer: of every transfer "
+          "column")
+    shown = [c for c in COLUMNS if any(c in row for levels in summary.values()
+                                       for row in levels.values())]
+    head = f"{'recipe':<18} {'level':<10} " + " ".join(f"{c:>9}" for c in shown) + \
+        f" {'speakers':>9} {'transfer':>9}"
     print(head)
     for recipe, levels in summary.items():
         for level, row in levels.items():
-            transfer = statistics.mean(row[c] for c in TRANSFER)
-            print(f"{recipe:<16} {level:<10} " + " ".join(f"{100 * row[c]:9.1f}" for c in COLUMNS)
-                  + f" {100 * transfer:9.1f}")
-    if "default" in summary:
-        print(f"chosen by the rule (validation actors): {choose(summary)}")
+            print(f"{recipe:<18} {level:<10} "
+                  + " ".join(f"{100 * row[c]:9.1f}" if c in row else f"{'-':>9}" for c in shown)
+                  + f" {100 * mean_of(row, SPEAKERS):9.1f} {100 * mean_of(row, TRANSFER):9.1f}")
+    if reference in summary and "validation" in summary[reference]:
+        print(f"chosen by the rule (validation actors, reference {reference}): "
+              f"{choose(summary, reference)}")
+
+
+def changed_inputs(table, raw: Path, p: params.Params, cache: Path | None, workdir: Path,
+                   seed: int) -> dict[str, np.ndarray]:
+    """Condition -> every row's encoder inputs (N, 2D, L) with its wave changed as
+    robustness.py changes it (`waveforms.conditions(..., "voices")`; utterance i's draws
+    from [seed, i]), cached as `accuracy.cached_encoded` caches the clean ones."""
+    conditions = {c: change for c, change in waveforms.conditions(
+        **waveforms.SPEECH_SPAN, kinds="voices").items() if c != "clean"}
+    settings = {k: v for k, v in asdict(p.encode).items()
+                if k in ("model", "pad_30s")}
+    key = hashlib.sha256(json.dumps([settings, sorted(conditions), seed, list(table["path"]),
+                                     list(table["md5"])], sort_keys=True).encode()
+                         ).hexdigest()[:16]
+    path = (cache / f"encoded-changed-{key}.h5") if cache else workdir / "changed.h5"
+    if not path.is_file():
+        plain = replace(p.encode, copies=0)
+        encoder, weight_attrs = encoded.load_encoder(plain)
+        encodings = encoded.encode_files(
+            [raw / f for f in table["path"]], plain, encoder, changes_of=lambda i: [
+                (change, np.random.default_rng([seed, i])) for change in conditions.values()])
+        if cache:
+            cache.mkdir(parents=True, exist_ok=True)
+        encoded.write(path, table, encodings, plain, weight_attrs)
+    feature_set = encoded.read(path)
+    rows = feature_set.rows(table["path"])
+    return {c: feature_set.copies[rows, k] for k, c in enumerate(conditions)}
 
 
 def main(argv=None) -> int:
@@ -231,10 +301,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--features-cache", type=Path, metavar="DIR")
+    parser.add_argument("--reference", default="default",
+                        help="the recipe the rule compares with (its utt and speaker columns)")
+    parser.add_argument("--changed", action=argparse.BooleanOptionalAction, default=None,
+                        help="score the voice, room and codec columns (default: for heads)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.table:
-        print_table(merge([json.loads(path.read_text()) for path in args.table]))
+        print_table(merge([json.loads(path.read_text()) for path in args.table]), args.reference)
         return 0
     if args.data is None:
         parser.error("--data is required (or --table)")
@@ -248,21 +322,29 @@ def main(argv=None) -> int:
     torch.set_num_threads(base.train.threads or torch.get_num_threads())
     runs = {"system": args.system, "seed": args.seed, "folds": args.folds, "recipes": recipes,
             "results": {}, "seconds": {}}
+    head = args.system in params.HEAD_MODELS
+    read = accuracy.cached_encoded if head else accuracy.cached_features
+    recipe_params = {name: params.load(args.params, {"split.folds": args.folds,
+                                                     "train.seed": args.seed, **overrides})
+                     for name, overrides in recipes.items()}
+    inputs = {}                                 # recipe -> (x, copies): its encode params'
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw"
         copy_corpus(args.data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
         table = labels.build_table(raw, progress=False)
-        read = (accuracy.cached_encoded if args.system in params.HEAD_MODELS
-                else accuracy.cached_features)
-        feature_set = read(table, raw, base, args.features_cache, Path(tmp))
-    x = feature_set.features[feature_set.rows(table["path"])]
+        for name, p in recipe_params.items():
+            feature_set = read(table, raw, p, args.features_cache, Path(tmp))
+            rows = feature_set.rows(table["path"])
+            inputs[name] = (feature_set.features[rows], None if feature_set.copies is None
+                            else feature_set.copies[rows], feature_set.attrs)
+        changed = (changed_inputs(table, raw, base, args.features_cache, Path(tmp), args.seed)
+                   if (head if args.changed is None else args.changed) else None)
     y = table["emotion_name"].map(EMOTION_NAMES.index).to_numpy(np.int64)
     actors = table["actor"].to_numpy()
     intensity = table["intensity_name"].to_numpy()
     folds = from_split(table["actor"], base.split, log=lambda *a, **k: None)
-    for name, overrides in recipes.items():
-        p = params.load(args.params, {"split.folds": args.folds, "train.seed": args.seed,
-                                      **overrides})
+    for name, p in recipe_params.items():
+        x, copies, attrs = inputs[name]
         start = time.perf_counter()
         runs["results"][name] = {level: {} for level in args.levels}
         for fold in folds:
@@ -270,14 +352,15 @@ def main(argv=None) -> int:
                 rng = np.random.default_rng([args.seed, fold.number])
                 runs["results"][name][level][fold.name] = run_fold(
                     args.system, p, table, x, y, actors, intensity, fold, level,
-                    (args.seed * 1000) + fold.number, feature_set.attrs, rng)
+                    (args.seed * 1000) + fold.number, attrs, rng, copies, changed)
                 row = runs["results"][name][level][fold.name]
                 print(f"{name} {fold.name} {level}: "
-                      + " ".join(f"{c} {100 * row[c]:.1f}" for c in COLUMNS), file=sys.stderr)
+                      + " ".join(f"{c} {100 * row[c]:.1f}" for c in COLUMNS if c in row),
+                      file=sys.stderr)
         runs["seconds"][name] = round(time.perf_counter() - start, 1)
         if args.out:                                  # after each recipe: nothing is lost
             args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    print_table(runs)
+    print_table(runs, args.reference)
     return 0
 
 

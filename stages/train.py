@@ -1,7 +1,7 @@
 """train@<model>-<subset> (and train_head@<head>-<subset>) stage: train one model on one
 intensity subset, every fold in split.folds -> models/<model>-<subset>/fold<k>.pt,
 logs/train/<model>-<subset>/ (dvclive). A head over the pretrained encoder reads
-encoded.h5 instead of features.h5.
+encoded.h5 instead of features.h5, and trains on its changed copies too (encode.copies).
 
     python stages/train.py cnn all
     torchrun --nproc_per_node 2 stages/train.py cnn all     # DistributedDataParallel
@@ -23,7 +23,8 @@ def main() -> None:
 
     if not is_main_process():      # torchrun ranks > 0 train, rank 0 writes
         training.train_cell(model, subset, p, table, features, feature_set.attrs,
-                            save=lambda k, c: None, progress=False, log=lambda *a, **k: None)
+                            save=lambda k, c: None, progress=False, log=lambda *a, **k: None,
+                            copies=feature_set.copies)
         return
     with atomic.atomic_dir(model_dir(model, subset)) as out, \
             atomic.atomic_dir(TRAIN_LOGS / name) as logs:
@@ -41,7 +42,7 @@ def main() -> None:
         summaries = training.train_cell(
             model, subset, p, table, features, feature_set.attrs,
             save=lambda k, c: checkpoint.save(checkpoint.path_for(out, k), c),
-            on_epoch=log_epoch)
+            on_epoch=log_epoch, copies=feature_set.copies)
         # seconds per epoch are printed, not written: a tracked output holds no clock time,
         # so the same params give the same dvc.lock
         atomic.write_json(logs / "summary.json", {"cell": name, "folds": [

@@ -142,10 +142,11 @@ def test_train_speed_times_this_tree_against_a_revision():
 
 def test_transfer_rule_keeps_utterance_only_accuracy_and_merges_runs(tmp_path, capsys):
     """benchmarks/transfer.py: the rule picks the best mean transfer column at the
-    validation level among recipes within 2 points of the default's utterance-only UA;
-    runs saved one per core print as one table."""
-    def row(utt, rest):
-        return {"utt": utt, "spk": rest, **{c: rest for c in transfer.TRANSFER}}
+    validation level among recipes within 2 points of the reference's utterance-only UA
+    and at most 0.5 below its speaker columns; runs saved one per core print as one table."""
+    def row(utt, rest, changed=None):
+        return {"utt": utt, "spk": rest, **{c: rest for c in transfer.SPEAKERS},
+                **{c: rest if changed is None else changed for c in transfer.CHANGED}}
 
     def run(results):
         return {"system": "whisper_mlp", "seed": 0, "folds": [1], "recipes": {},
@@ -156,11 +157,22 @@ def test_transfer_rule_keeps_utterance_only_accuracy_and_merges_runs(tmp_path, c
     b = run({"prior5": row(0.79, 0.80), "prior20": row(0.81, 0.70)})
     summary = transfer.summarise(transfer.merge([a, b]))
     assert transfer.choose(summary) == "prior5"      # prior0 is best but fails utt
+    # changed recordings bought with other voices: best mean, but its speaker columns
+    # fall more than 0.5 points below the reference's
+    c = run({"prior5": row(0.79, 0.80), "rooms": row(0.80, 0.79, changed=0.99),
+             "rooms-kept": row(0.80, 0.797, changed=0.90)})
+    summary = transfer.summarise(c)
+    assert transfer.choose(summary, "prior5") == "rooms-kept"
     for name, saved in (("a.json", a), ("b.json", b)):
         (tmp_path / name).write_text(json.dumps(saved))
     assert transfer.main(["--table", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
-    assert "chosen by the rule (validation actors): prior5" in out and "prior20" in out
+    assert "chosen by the rule (validation actors, reference default): prior5" in out
+    assert "prior20" in out
+    # a run without the changed columns (saved before they existed) still prints
+    old = run({"default": {k: v for k, v in row(0.8, 0.6).items() if k not in transfer.CHANGED}})
+    transfer.print_table(old)
+    assert "default" in capsys.readouterr().out
 
 
 def test_transfer_small_speaker_sets_use_only_the_drawn_utterances():

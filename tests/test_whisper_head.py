@@ -144,6 +144,12 @@ def test_whispers_log_mel_matches_faster_whispers(base_folder):
 
 
 # ---------------------------------------------------------------- the encode stage's store
+def encode_params(**changes) -> EncodeParams:
+    return EncodeParams(**{"model": "base", "pad_30s": False, "frames": "none", "workers": 2,
+                           "download": False, "copies": 0, "copy_kinds": ["room"],
+                           "copy_seed": 0, **changes})
+
+
 @pytest.fixture(scope="module")
 def small_corpus(synthetic_corpus, synthetic_table):
     """Four actors of the synthetic corpus: 240 utterances (EmoBox fold 1 tests actor 01)."""
@@ -157,8 +163,7 @@ def test_encodings_are_byte_stable_whatever_the_workers(base_folder, small_corpu
     paths = [root / p for p in table["path"]]
     files = []
     for workers, frames in ((1, "last"), (2, "last"), (2, "none")):
-        params = EncodeParams(model="base", pad_30s=False, frames=frames, workers=workers,
-                              download=False)
+        params = encode_params(frames=frames, workers=workers)
         encoder, attrs = encoded.load_encoder(params)
         encodings = encoded.encode_files(paths, params, encoder, progress=False)
         files.append(tmp_path / f"{workers}-{frames}.h5")
@@ -175,11 +180,43 @@ def test_encodings_are_byte_stable_whatever_the_workers(base_folder, small_corpu
         encoded.check_params(one.attrs, dataclasses.replace(params, pad_30s=True))
 
 
+def test_training_copies_are_stored_read_back_and_stable_whatever_the_workers(
+        base_folder, small_corpus, tmp_path):
+    root, table = small_corpus
+    table = table.iloc[::40].reset_index(drop=True)                  # 6 utterances
+    files = []
+    for workers in (1, 2):
+        params = encode_params(workers=workers, copies=2, copy_kinds=["room", "voice"])
+        encoder, attrs = encoded.load_encoder(params)
+        encodings = encoded.encode_table(table, root, params, encoder, progress=False)
+        files.append(tmp_path / f"{workers}.h5")
+        encoded.write(files[-1], table, encodings, params, attrs)
+    one, two = (encoded.read(f) for f in files)
+    assert one.copies.shape == (6, 2, 2 * 512, 7)
+    np.testing.assert_array_equal(one.copies, two.copies)
+    # a copy is the utterance changed: its own statistics, not the original's
+    assert not np.allclose(one.copies[:, 0], one.features, atol=1e-3)
+    assert not np.allclose(one.copies[:, 1], one.copies[:, 0], atol=1e-3)
+    # the kinds (a list) survive as an attribute and are checked as any param
+    encoded.check_params(one.attrs, params)
+    with pytest.raises(encoded.StoreError, match="copy_kinds"):
+        encoded.check_params(one.attrs, dataclasses.replace(params, copy_kinds=["room"]))
+    with pytest.raises(encoded.StoreError, match="copies"):
+        encoded.check_params(one.attrs, dataclasses.replace(params, copies=0))
+    plain = encode_params()
+    encoder, attrs = encoded.load_encoder(plain)
+    encoded.write(tmp_path / "plain.h5", table,
+                  encoded.encode_table(table, root, plain, encoder, progress=False), plain, attrs)
+    without = encoded.read(tmp_path / "plain.h5")
+    assert without.copies is None
+    np.testing.assert_array_equal(without.features, one.features)   # originals untouched
+
+
 def test_an_unreadable_file_stops_the_encoding_and_is_named(base_folder, small_corpus, tmp_path):
     root, table = small_corpus
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
-    params = EncodeParams(model="base", pad_30s=False, frames="none", workers=2, download=False)
+    params = encode_params()
     encoder, _ = encoded.load_encoder(params)
     with pytest.raises(encoded.AudioError, match="broken.wav"):
         encoded.encode_files([root / table["path"][0], bad], params, encoder, progress=False)
@@ -261,7 +298,7 @@ def head_cell(base_folder, small_corpus, tmp_path_factory):
     root, table = small_corpus
     table = table.iloc[::2].reset_index(drop=True)   # 120 utterances: half the encoding time
     out = tmp_path_factory.mktemp("head")
-    params = EncodeParams(model="base", pad_30s=False, frames="none", workers=2, download=False)
+    params = encode_params()
     encoder, attrs = encoded.load_encoder(params)
     encodings = encoded.encode_files([root / p for p in table["path"]], params, encoder,
                                      progress=False)

@@ -13,6 +13,8 @@ HDF5 layout (beside features.h5, the same row order and /index):
     /lengths          int32 (N,): encoder frames of each row (about 50 a second)
     /offsets          int64 (N + 1,): row i's frames are /frames[offsets[i]:offsets[i + 1]]
     /frames           float16 (sum of lengths, D): the last layer's frames (encode.frames: last)
+    /copies           float32 (N, K, L, 2, D): the pooled statistics of K training copies of
+                      each row (encode.copies; waveforms.training_copy), absent when K = 0
 
 Heads read /pooled as features (N, F, T) = (N, 2D, L): mean then std of each dimension
 (F), for each layer (T), so the classifiers' training, scoring and checkpoint code serve
@@ -28,7 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +41,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import audio, features
+from . import audio, features, waveforms
 from .atomic import atomic_path
 from .audio import AudioError
 from .params import EncodeParams
 from .pool import default_workers, fork_pool
 from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
 
-POOLED, LENGTHS, OFFSETS, FRAMES = "pooled", "lengths", "offsets", "frames"
+POOLED, LENGTHS, OFFSETS, FRAMES, COPIES = "pooled", "lengths", "offsets", "frames", "copies"
 # Attributes that are not encode params but define the output: a head trained on one
 # store is refused on a store made with other weights (store.feature_differences).
 WEIGHT_ATTRS = ("weights_sha256", "n_states", "d_model")
@@ -57,6 +60,7 @@ class Encoding:
 
     pooled: np.ndarray            # (L, 2, D) float32: mean, std over frames
     frames: np.ndarray | None     # (T, D) float16, or None
+    copies: np.ndarray | None = None  # (K, L, 2, D) float32: the changed copies' pooled
 
 
 def load_encoder(params: EncodeParams, device: str | torch.device = "cpu"):
@@ -88,9 +92,13 @@ def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
     return Encoding(pooled.float().numpy(), frames)                  # (L, 2, D)
 
 
-def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
+def encode_file(path: str | Path, encoder, keep_frames: bool,
+                changes: Sequence[tuple[waveforms.Change, np.random.Generator]] = ()
+                ) -> Encoding:
     """Read, mix down, resample to 16 kHz and encode one file; AudioError names it, also
-    when it is longer than Whisper's window (30 s), which the encoder cannot take whole."""
+    when it is longer than Whisper's window (30 s), which the encoder cannot take whole.
+    `changes`: also encode a copy of the 16 kHz wave made by each (change, rng), pooled
+    statistics only (`Encoding.copies`)."""
     from .encoders.whisper import N_FFT, SAMPLE_RATE, WINDOW_S
 
     data, rate = audio.read(path)
@@ -103,9 +111,25 @@ def encode_file(path: str | Path, encoder, keep_frames: bool) -> Encoding:
                          f"utterance of at most {WINDOW_S} s (Whisper's window): cut the "
                          "recording into utterances, or leave it out of the corpus")
     encoding = encode_wave(encoder, wave, keep_frames)
-    if not np.isfinite(encoding.pooled).all():
+    if changes:
+        samples, most = wave.numpy(), WINDOW_S * SAMPLE_RATE   # a slower copy: cut to fit
+        encoding.copies = np.stack([encode_wave(encoder, torch.from_numpy(
+            np.ascontiguousarray(change(samples, SAMPLE_RATE, rng)[:most])), False).pooled
+            for change, rng in changes])                                 # (K, L, 2, D)
+    if not (np.isfinite(encoding.pooled).all()
+            and (encoding.copies is None or np.isfinite(encoding.copies).all())):
         raise AudioError(f"{path}: the encoder's output is not finite")
     return encoding
+
+
+def copy_changes(params: EncodeParams, speakers: Sequence[Any], utterances: Sequence[str]
+                 ) -> Callable[[int], list[tuple[waveforms.Change, np.random.Generator]]]:
+    """Row i -> the changes that make its `params.copies` training copies: sessions of
+    its speaker (`waveforms.training_copies`); `utterances` name the rows (their stems)."""
+    def changes(i: int):
+        return waveforms.training_copies(params.copy_kinds, params.copies, params.copy_seed,
+                                         str(speakers[i]), str(utterances[i]))
+    return changes
 
 
 _job: dict = {}
@@ -114,19 +138,24 @@ _job: dict = {}
 def _worker(i: int) -> tuple[int, Encoding | str]:
     torch.set_num_threads(1)
     try:
-        return i, encode_file(_job["paths"][i], _job["encoder"], _job["keep_frames"])
+        changes = _job["changes_of"](i) if _job["changes_of"] else ()
+        return i, encode_file(_job["paths"][i], _job["encoder"], _job["keep_frames"], changes)
     except AudioError as err:
         return i, str(err)
 
 
 def encode_files(paths: Sequence[str | Path], params: EncodeParams, encoder,
-                 progress: bool = True) -> list[Encoding]:
+                 progress: bool = True,
+                 changes_of: Callable[[int], Sequence[tuple[waveforms.Change,
+                                                            np.random.Generator]]] | None = None
+                 ) -> list[Encoding]:
     """Encodings of each file, in order; AudioError naming the first bad file.
-    `params.workers` forked processes (0: one per core), each on one thread."""
+    `params.workers` forked processes (0: one per core), each on one thread.
+    `changes_of(i)`: the changed copies of file i to encode too (`encode_file`)."""
     workers = params.workers or default_workers()
     workers = min(workers, len(paths))
     _job.update(paths=[Path(p) for p in paths], encoder=encoder,
-                keep_frames=params.frames == "last")
+                keep_frames=params.frames == "last", changes_of=changes_of)
     out: list[Encoding | None] = [None] * len(paths)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -146,6 +175,16 @@ def encode_files(paths: Sequence[str | Path], params: EncodeParams, encoder,
     return out  # type: ignore[return-value]
 
 
+def encode_table(table: pd.DataFrame, root: Path, params: EncodeParams, encoder,
+                 progress: bool = True) -> list[Encoding]:
+    """The encode stage's encodings of data.csv's rows (files under `root`), with
+    `params.copies` training copies of each: sessions of its actor (`copy_changes`)."""
+    changes = (copy_changes(params, table["actor"].tolist(), table["stem"].tolist())
+               if params.copies else None)
+    return encode_files([Path(root) / path for path in table["path"]], params, encoder,
+                        progress, changes_of=changes)
+
+
 # ---------------------------------------------------------------- the store
 def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
           params: EncodeParams, weight_attrs: dict[str, Any]) -> None:
@@ -155,7 +194,7 @@ def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
     pooled = np.stack([e.pooled for e in encodings]).astype(np.float32)  # (N, L, 2, D)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in {**dataclasses.asdict(params), **weight_attrs}.items():
-            f.attrs[key] = value
+            f.attrs[key] = attr_value(value)
         f.create_dataset(INDEX, data=index_records(table), track_times=False)
         f.create_dataset(POOLED, data=pooled, track_times=False)
         if params.frames == "last":
@@ -165,6 +204,14 @@ def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
             f.create_dataset(OFFSETS, data=offsets, track_times=False)
             f.create_dataset(FRAMES, data=np.concatenate([e.frames for e in encodings]),
                              track_times=False)
+        if encodings and encodings[0].copies is not None:
+            f.create_dataset(COPIES, data=np.stack([e.copies for e in encodings]).astype(
+                np.float32), track_times=False)                          # (N, K, L, 2, D)
+
+
+def attr_value(value: Any) -> Any:
+    """A param as an HDF5 attribute: a list as its JSON text (compared as such)."""
+    return json.dumps(value) if isinstance(value, list) else value
 
 
 def as_inputs(pooled: np.ndarray) -> np.ndarray:
@@ -179,16 +226,24 @@ def attr_names() -> list[str]:
 
 
 def read(path: str | Path) -> FeatureSet:
-    """/pooled as features (N, 2D, L), its index and its attributes."""
+    """/pooled as features (N, 2D, L), its index and its attributes; /copies, if stored,
+    as `copies` (N, K, 2D, L)."""
     pooled, index, attrs = read_dataset(path, POOLED, attr_names(), "encode")  # (N, L, 2, D)
-    return FeatureSet(as_inputs(pooled), index, attrs)
+    copies = None
+    with h5py.File(path, "r") as f:
+        if COPIES in f:
+            stored = f[COPIES][()]                                       # (N, K, L, 2, D)
+            n, k = stored.shape[:2]
+            copies = as_inputs(stored.reshape(n * k, *stored.shape[2:])).reshape(
+                n, k, -1, stored.shape[2])                               # (N, K, 2D, L)
+    return FeatureSet(as_inputs(pooled), index, attrs, copies)
 
 
 def check_params(attrs: dict[str, Any], params: EncodeParams) -> None:
     """Refuse a store made with other encode params than the current ones."""
     differ = [f"{key}: file has {attrs.get(key)!r}, params say {value!r}"
               for key, value in dataclasses.asdict(params).items()
-              if key not in NOT_FEATURE_DEFINING and attrs.get(key) != value]
+              if key not in NOT_FEATURE_DEFINING and attrs.get(key) != attr_value(value)]
     if differ:
         raise StoreError("encoded.h5 was made with other encode params (" + "; ".join(differ)
                          + "); re-run the encode stage (dvc repro encode)")

@@ -30,7 +30,8 @@ def read(model: str, table: pd.DataFrame, params: Params) -> store.FeatureSet:
     rows = feature_set.rows(table["path"])
     return store.FeatureSet(feature_set.features[rows],
                             feature_set.index.iloc[rows].reset_index(drop=True),
-                            feature_set.attrs)
+                            feature_set.attrs,
+                            None if feature_set.copies is None else feature_set.copies[rows])
 
 
 def check(attrs: dict[str, Any], params: Params) -> None:

@@ -684,11 +684,18 @@ class EncodeParams(Section):
     workers: int                 # processes, one thread each; 0: one per core
     download: bool               # true: faster-whisper may fetch the weights when no copy is
                                  # found locally or in a package
+    copies: int                  # training copies of each utterance, each changed as one
+                                 # session of its actor (waveforms.training_copy); heads train
+                                 # on them beside the originals; 0: none
+    copy_kinds: list[Literal["room", "voice", "noise", "codec"]]  # copy k: kinds[k % len]
+    copy_seed: int               # the copies' rooms, voices, noise and codecs
 
     def __post_init__(self):
         if not self.model.strip():
             raise FieldError("model", self.model, "must name weights (base) or a folder")
-        _at_least(self, 0, "workers")
+        _at_least(self, 0, "workers", "copies", "copy_seed")
+        if self.copies and not self.copy_kinds:
+            raise FieldError("copy_kinds", self.copy_kinds, "must name a kind when copies > 0")
 
 
 SECTIONS: dict[str, type] = {

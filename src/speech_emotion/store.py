@@ -51,6 +51,8 @@ class FeatureSet:
     features: np.ndarray        # (N, F, T) float32
     index: pd.DataFrame         # N rows aligned to data.csv: INDEX_COLUMNS
     attrs: dict[str, Any]       # the features params that made it
+    copies: np.ndarray | None = None  # (N, K, F, T): K changed training copies of each row
+                                      # (encoded.h5 under encode.copies), or None
 
     def rows(self, paths: Iterable[str]) -> np.ndarray:
         """Row positions of the utterances with these data.csv `path`s, in that order."""

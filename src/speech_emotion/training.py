@@ -353,15 +353,34 @@ def train_jobs(model_name: str, config: Any, train: TrainParams, jobs: list[Job]
 
 
 # ---------------------------------------------------------------- one dvc.yaml cell
+def with_copies(x: np.ndarray, y: np.ndarray, speakers: np.ndarray,
+                copies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows `x` (N, F, T) with their changed copies (N, K, F, T) after them, copy
+    by copy: (N(1 + K), F, T), the labels repeated. Copy k of a speaker is a speaker of its
+    own, `<speaker>~copy<k + 1>` (one session: its room, voice or codec), so that
+    `train.speaker_norm` standardises a session by its own statistics, as it would a
+    deployed speaker's recordings."""
+    n, k = copies.shape[:2]
+    if n != len(x):
+        raise ValueError(f"{n} rows of copies for {len(x)} training rows")
+    sessions = [np.asarray(speakers, dtype=object)] + [
+        np.array([f"{s}~copy{c + 1}" for s in speakers], dtype=object) for c in range(k)]
+    return (np.concatenate([x, *copies.transpose(1, 0, 2, 3)]), np.tile(y, 1 + k),
+            np.concatenate(sessions))
+
+
 def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame,
                features: np.ndarray, feature_params: dict[str, Any],
                save: Callable[[int, dict[str, Any]], None],
                on_epoch: Callable[[str, dict[str, float]], None] | None = None,
-               progress: bool = True, log=print) -> list[dict[str, Any]]:
+               progress: bool = True, log=print,
+               copies: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Train `model_name` on `subset` for every fold in `params.split`: `train.ensemble`
     models per fold, with seeds from `train.seed` up (one checkpoint holds them all).
 
-    `table` is data.csv and `features` its rows (N, F, T). `save(fold_number, checkpoint)`
+    `table` is data.csv and `features` its rows (N, F, T); `copies` (N, K, F, T), changed
+    copies of each row (encoded.h5's, `encode.copies`), join the training rows of every
+    fold (`with_copies`), never its validation or test rows. `save(fold_number, checkpoint)`
     stores each fold's checkpoint; `on_epoch(run, record)` sees every epoch, `run` being
     "fold<k>" (or "fold<k>/member<m>" in an ensemble).
     Returns one summary per fold and member (kept epoch, validation figures, seconds per
@@ -392,8 +411,12 @@ def train_cell(model_name: str, subset: str, params: Params, table: pd.DataFrame
         else:
             fit, held = sides.train, sides.validation
         actors = sub["actor"].to_numpy()
-        data = FoldData(features[rows[fit]], y[fit], features[rows[held]], y[held],
-                        actors[fit], actors[held])
+        x_fit, y_fit, speakers_fit = features[rows[fit]], y[fit], actors[fit]
+        if copies is not None:
+            x_fit, y_fit, speakers_fit = with_copies(x_fit, y_fit, speakers_fit,
+                                                     copies[rows[fit]])
+        data = FoldData(x_fit, y_fit, features[rows[held]], y[held], speakers_fit,
+                        actors[held])
         for member in range(train.ensemble):   # member m trains as train.seed + m alone would
             run = fold.name if single else f"{fold.name}/member{member + 1}"
             jobs.append(Job(fold, member, run, data, (train.seed + member) * 1000 + fold.number))
