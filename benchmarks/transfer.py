@@ -69,7 +69,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from speech_emotion import encoded, labels, metrics, models, params, training, waveforms  # noqa: E402
-from speech_emotion.folds import from_split, split_rows  # noqa: E402
+from speech_emotion.folds import FoldError, from_split, pick_validation, split_rows  # noqa: E402
 from speech_emotion.inference import predict_proba  # noqa: E402
 from speech_emotion.normalisation import speaker_statistics  # noqa: E402
 from speech_emotion.ravdess import EMOTION_NAMES, SUBSETS, gender  # noqa: E402
@@ -112,13 +112,26 @@ def ua(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def fit(system: str, p: params.Params, x: np.ndarray, y: np.ndarray, actors: np.ndarray,
         rows: np.ndarray, seed: int, feature_params: dict, copies: np.ndarray | None = None):
-    """A model trained on `rows` and their training `copies` (N, K, F, T) if any (monitor
-    none: every epoch, the last kept); its checkpoint."""
+    """A model trained on `rows` and their training `copies` (N, K, F, T) if any; its
+    checkpoint. Under `train.monitor: none` every epoch runs and the last is kept; under
+    `ua` or `loss` (early stopping), `split.validation_actors` of the actors of `rows`
+    (both genders when they have both; drawn from `seed`) are held out to pick the epoch,
+    nested inside whatever `rows` are (at the validation level, inside the training
+    actors less the validation actors), and train nothing."""
+    held = rows[:0]
+    if p.train.monitor != "none":
+        present = sorted(int(a) for a in np.unique(actors[rows]))
+        try:
+            stop = pick_validation(present, p.split.validation_actors, seed)
+        except FoldError:                    # one gender only (the gender column)
+            stop = tuple(np.random.default_rng(seed).choice(
+                present, size=p.split.validation_actors, replace=False).tolist())
+        held = rows[np.isin(actors[rows], stop)]
+        rows = rows[~np.isin(actors[rows], stop)]
     x_fit, y_fit, speakers = x[rows], y[rows], actors[rows]
     if copies is not None:
         x_fit, y_fit, speakers = training.with_copies(x_fit, y_fit, speakers, copies[rows])
-    data = training.FoldData(x_fit, y_fit, x[rows][:0], y[rows][:0], speakers,
-                             actors[rows][:0])
+    data = training.FoldData(x_fit, y_fit, x[held], y[held], speakers, actors[held])
     result = training.train_fold(system, p.section(system), p.train, data, list(EMOTION_NAMES),
                                  seed=seed, feature_params=feature_params, progress=False)
     mean = result["normalisation"]["mean"]

@@ -198,3 +198,35 @@ def test_transfer_small_speaker_sets_use_only_the_drawn_utterances():
                             [0], np.random.default_rng(1))
     assert set(first) == {"utt", "spk", "n3", "n5", "n10", "skew"}
     assert all(0.0 <= v <= 1.0 for v in first.values())
+
+
+@pytest.mark.parametrize("monitor", ["none", "ua"])
+def test_transfer_early_stopping_holds_out_actors_of_the_fitted_rows_only(monitor, monkeypatch):
+    """Under train.monitor ua, transfer.fit holds two of the fitted rows' actors out (one
+    male, one female) to pick the epoch; they train nothing, and no other actor is seen."""
+    from speech_emotion import params, training
+
+    seen = {}
+
+    def spy(model, config, train, data, labels, **kwargs):
+        seen["data"] = data
+        raise StopIteration
+
+    monkeypatch.setattr(training, "train_fold", spy)
+    p = params.load(Path(__file__).resolve().parents[1] / "params.yaml",
+                    {"train.monitor": monitor})
+    actors = np.repeat(np.arange(1, 9), 4)                   # 8 actors, 4 rows each
+    x = np.zeros((len(actors), 4, 2), np.float32)
+    y = np.arange(len(actors)) % 8
+    rows = np.flatnonzero(actors <= 6)                       # actors 7, 8 are elsewhere
+    with pytest.raises(StopIteration):
+        transfer.fit("whisper_mlp", p, x, y, actors, rows, 3, {}, np.stack([x], axis=1))
+    data = seen["data"]
+    trained = {int(str(s).split("~")[0]) for s in data.speakers_train}
+    held = set(data.speakers_val.tolist())
+    assert trained | held == {1, 2, 3, 4, 5, 6} and not trained & held
+    if monitor == "none":
+        assert not held and len(data.y_train) == 2 * len(rows)   # the rows and one copy
+    else:
+        assert len(held) == 2 and {a % 2 for a in held} == {0, 1}  # odd actors are male
+        assert len(data.y_val) == 8 and len(data.y_train) == 2 * (len(rows) - 8)
