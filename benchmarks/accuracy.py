@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -93,20 +94,32 @@ def neural_metrics(name: str, table: pd.DataFrame, feature_set: store.FeatureSet
     return result.metrics, seconds
 
 
+def cached(kind: str, settings: object, table: pd.DataFrame, cache: Path | None,
+           workdir: Path, make: Callable[[Path], None]) -> Path:
+    """The HDF5 file of `kind` for `settings` and the files of `table` (by md5): in `cache`
+    when given (reused by later runs), else in `workdir`; `make(path)` writes it when it is
+    not there yet. The name holds a hash of both, so other settings never read it."""
+    key = hashlib.sha256(json.dumps([settings, list(table["path"]), list(table["md5"])],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache or workdir
+    path = folder / f"{kind}-{key}.h5"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        make(path)                                                    # atomically
+    return path
+
+
 def cached_features(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path | None,
                     workdir: Path) -> store.FeatureSet:
     """The features stage's features of `table`, read from `cache` when the same features
     section and the same files (by md5) made them before; otherwise extracted (and cached)."""
     settings = {k: v for k, v in asdict(p.features).items() if k != "batch_size"}
-    key = hashlib.sha256(json.dumps([settings, list(table["path"]), list(table["md5"])],
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    path = (cache / f"features-{key}.h5") if cache else workdir / "features.h5"
-    if not path.is_file():
-        matrix = features.extract_files([raw / f for f in table["path"]], p.features)
-        if cache:
-            cache.mkdir(parents=True, exist_ok=True)
-        store.write(path, table, matrix, p.features)                  # atomically
-    return store.read(path)
+
+    def make(path: Path) -> None:
+        store.write(path, table, features.extract_files([raw / f for f in table["path"]],
+                                                        p.features), p.features)
+
+    return store.read(cached("features", settings, table, cache, workdir, make))
 
 
 def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path | None,
@@ -114,16 +127,13 @@ def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path
     """The encode stage's output for `table`, cached as `cached_features` does."""
     settings = {k: v for k, v in asdict(p.encode).items()
                 if k not in store.NOT_FEATURE_DEFINING}
-    key = hashlib.sha256(json.dumps([settings, list(table["path"]), list(table["md5"])],
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    path = (cache / f"encoded-{key}.h5") if cache else workdir / "encoded.h5"
-    if not path.is_file():
+
+    def make(path: Path) -> None:
         encoder, weight_attrs = encoded.load_encoder(p.encode)
-        encodings = encoded.encode_table(table, raw, p.encode, encoder)
-        if cache:
-            cache.mkdir(parents=True, exist_ok=True)
-        encoded.write(path, table, encodings, p.encode, weight_attrs)   # atomically
-    return encoded.read(path)
+        encoded.write(path, table, encoded.encode_table(table, raw, p.encode, encoder),
+                      p.encode, weight_attrs)
+
+    return encoded.read(cached("encoded", settings, table, cache, workdir, make))
 
 
 def main(argv: list[str] | None = None) -> int:

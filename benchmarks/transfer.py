@@ -52,7 +52,6 @@ has the highest mean of every transfer column it was scored on (the speaker colu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import statistics
@@ -155,10 +154,9 @@ def scores(model, ckpt, x, y, actors, rows, classes, shifts, rng,
         return ua(names[y[keep]], np.array(classes)[probs.argmax(axis=1)])
 
     out = {"utt": score(), "spk": score(speakers=actors[keep])}
-    for column, conditions in CHANGED.items():   # speaker-adaptive where the recipe is
-        if changed:
-            out[column] = float(np.mean([score(speakers=actors[keep], inputs=changed[c])
-                                         for c in conditions]))
+    for column, conditions in (CHANGED.items() if changed else ()):  # speaker-adaptive
+        out[column] = float(np.mean([score(speakers=actors[keep], inputs=changed[c])
+                                     for c in conditions]))
     norm = ckpt["normalisation"]
     for column, (n, skew) in SPEAKER_SETS.items():
         if "speaker" not in norm:
@@ -280,22 +278,19 @@ def changed_inputs(table, raw: Path, p: params.Params, cache: Path | None, workd
     from [seed, i]), cached as `accuracy.cached_encoded` caches the clean ones."""
     conditions = {c: change for c, change in waveforms.conditions(
         **waveforms.SPEECH_SPAN, kinds="voices").items() if c != "clean"}
-    settings = {k: v for k, v in asdict(p.encode).items()
-                if k in ("model", "pad_30s")}
-    key = hashlib.sha256(json.dumps([settings, sorted(conditions), seed, list(table["path"]),
-                                     list(table["md5"])], sort_keys=True).encode()
-                         ).hexdigest()[:16]
-    path = (cache / f"encoded-changed-{key}.h5") if cache else workdir / "changed.h5"
-    if not path.is_file():
-        plain = replace(p.encode, copies=0)
+    plain = replace(p.encode, copies=0)
+    settings = [{k: v for k, v in asdict(plain).items() if k in ("model", "pad_30s")},
+                sorted(conditions), seed]
+
+    def make(path: Path) -> None:
         encoder, weight_attrs = encoded.load_encoder(plain)
-        encodings = encoded.encode_files(
+        encoded.write(path, table, encoded.encode_files(
             [raw / f for f in table["path"]], plain, encoder, changes_of=lambda i: [
-                (change, np.random.default_rng([seed, i])) for change in conditions.values()])
-        if cache:
-            cache.mkdir(parents=True, exist_ok=True)
-        encoded.write(path, table, encodings, plain, weight_attrs)
-    feature_set = encoded.read(path)
+                (change, np.random.default_rng([seed, i])) for change in conditions.values()]),
+            plain, weight_attrs)
+
+    feature_set = encoded.read(accuracy.cached("encoded-changed", settings, table, cache,
+                                               workdir, make))
     rows = feature_set.rows(table["path"])
     return {c: feature_set.copies[rows, k] for k, c in enumerate(conditions)}
 
@@ -345,11 +340,16 @@ def main(argv=None) -> int:
         raw = Path(tmp) / "raw"
         copy_corpus(args.data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
         table = labels.build_table(raw, progress=False)
+        read_once = {}                          # recipes of the same inputs share them
         for name, p in recipe_params.items():
-            feature_set = read(table, raw, p, args.features_cache, Path(tmp))
-            rows = feature_set.rows(table["path"])
-            inputs[name] = (feature_set.features[rows], None if feature_set.copies is None
-                            else feature_set.copies[rows], feature_set.attrs)
+            section = json.dumps(asdict(p.encode if head else p.features), sort_keys=True)
+            if section not in read_once:
+                feature_set = read(table, raw, p, args.features_cache, Path(tmp))
+                rows = feature_set.rows(table["path"])
+                read_once[section] = (feature_set.features[rows],
+                                      None if feature_set.copies is None
+                                      else feature_set.copies[rows], feature_set.attrs)
+            inputs[name] = read_once[section]
         changed = (changed_inputs(table, raw, base, args.features_cache, Path(tmp), args.seed)
                    if (head if args.changed is None else args.changed) else None)
     y = table["emotion_name"].map(EMOTION_NAMES.index).to_numpy(np.int64)
