@@ -22,6 +22,7 @@ folds) per system and subset, and the wall time of each neural training.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -123,8 +124,9 @@ def cached_features(table: pd.DataFrame, raw: Path, p: params.Params, cache: Pat
 
 
 def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path | None,
-                   workdir: Path) -> store.FeatureSet:
-    """The encode stage's output for `table`, cached as `cached_features` does."""
+                   workdir: Path, grid: bool = False) -> store.FeatureSet:
+    """The encode stage's output for `table`, cached as `cached_features` does: the pooled
+    heads' inputs, or (`grid`) the frame heads'."""
     settings = {k: v for k, v in asdict(p.encode).items()
                 if k not in store.NOT_FEATURE_DEFINING}
 
@@ -133,7 +135,17 @@ def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path
         encoded.write(path, table, encoded.encode_table(table, raw, p.encode, encoder),
                       p.encode, weight_attrs)
 
-    return encoded.read(cached("encoded", settings, table, cache, workdir, make))
+    return encoded.read(cached("encoded", settings, table, cache, workdir, make), grid=grid)
+
+
+def input_kind(system: str) -> str:
+    """Which inputs a neural system trains on: features, encoded (pooled) or grid."""
+    return ("grid" if system in params.GRID_HEADS else "encoded" if system in params.HEAD_MODELS
+            else "features")
+
+
+READERS = {"features": cached_features, "encoded": cached_encoded,
+           "grid": functools.partial(cached_encoded, grid=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,9 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(table)} utterances, actors {sorted(int(a) for a in table['actor'].unique())}",
               file=sys.stderr)
         inputs = {}           # the log-mel features and the encoder's output, when used
-        for kind, read in (("features", cached_features), ("encoded", cached_encoded)):
-            if any(s in NEURAL and (s in params.HEAD_MODELS) == (kind == "encoded")
-                   for s in args.systems):
+        for kind, read in READERS.items():
+            if any(s in NEURAL and input_kind(s) == kind for s in args.systems):
                 start = time.perf_counter()
                 inputs[kind] = read(table, raw, base, args.features_cache, workdir)
                 print(f"{kind}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
@@ -210,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                     if system in NEURAL:
                         models_dir = (args.keep_models / label if args.keep_models
                                       else workdir) / f"seed{seed}"
-                        kind = "encoded" if system in params.HEAD_MODELS else "features"
-                        result, seconds = neural_metrics(system, table, inputs[kind], subset, p,
+                        result, seconds = neural_metrics(system, table,
+                                                         inputs[input_kind(system)], subset, p,
                                                          models_dir)
                         result["train_seconds"] = round(seconds, 1)
                         # the CPU kernels decide the float sums, so the bits of the weights

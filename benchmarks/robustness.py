@@ -56,7 +56,7 @@ from speech_emotion.checkpoint import load_model
 from speech_emotion.folds import subset_table
 from speech_emotion.inference import predict_proba
 from speech_emotion.normalisation import fit_normalisation
-from speech_emotion.params import HEAD_MODELS
+from speech_emotion.params import GRID_HEADS, HEAD_MODELS
 from speech_emotion.predict import feature_params_of
 from speech_emotion.sources.local import copy_corpus
 
@@ -82,6 +82,7 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
                          f"validation actors trained too; retrain with -S train.monitor=ua")
     scored = sorted(int(a) for a in record[f"{actors}_actors"])
     head = checkpoint["model"] in HEAD_MODELS      # the pretrained encoder, then the head
+    grid = int(checkpoint["feature_params"]["grid"]) if checkpoint["model"] in GRID_HEADS else 0
     # a head: Whisper's 16 kHz front end; noise levels from the span above -40 dB
     params = (argparse.Namespace(**vars(predict.head_front()), trim_db=40.0) if head
               else feature_params_of(checkpoint, checkpoint_path))
@@ -104,7 +105,8 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
                                            np.random.default_rng([seed, int(record["number"]), i])))
                    for i, wave in enumerate(waves)]
         if head:           # the whole utterance through the encoder, as the encode stage;
-            parts = [predict.encoder_inputs(wave, encoder) for wave in changed]  # a long
+            parts = [predict.encoder_inputs(wave, encoder, grid=grid)    # a long
+                     for wave in changed]
             feats = torch.from_numpy(np.concatenate(parts))   # one in windows: (W, 2D, L)
             owner = np.repeat(np.arange(len(parts)), [len(part) for part in parts])  # (W,)
         else:
@@ -119,7 +121,7 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
             for who in np.unique(actor):
                 mine = actor == who
                 stats = fit_normalisation(x[mine], checkpoint["normalisation"].get(
-                    "utterance", "none"), per_frame=head)
+                    "utterance", "none"), per_frame=head and not grid, pooled=bool(grid))
                 proba[mine] = predict_proba(model, {**checkpoint, "normalisation": stats},
                                             x[mine], shifts=shifts)
         else:

@@ -44,22 +44,33 @@ def worker(root: Path, args: argparse.Namespace) -> dict[str, float]:
     overrides = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     p = params.load(root / "params.yaml", overrides={**overrides, "train.patience": 99,
                                                      "train.epochs": args.epochs + 1})
-    shape = (features.n_bins(p.features), features.n_frames(p.features))
     rng = np.random.default_rng(0)
-    data = training.FoldData(
-        rng.normal(-40, 10, (args.rows,) + shape).astype(np.float32),
-        rng.integers(0, len(EMOTION_NAMES), args.rows),
-        rng.normal(-40, 10, (0,) + shape).astype(np.float32),      # monitor: none
-        rng.integers(0, len(EMOTION_NAMES), 0),
-        # 20 training actors (train.speaker_norm), where this tree's FoldData takes them
-        **({"speakers_train": np.arange(args.rows) % 20, "speakers_val": np.zeros(0, int)}
-           if "speakers_train" in training.FoldData.__dataclass_fields__ else {}))
+    layers, dim = 7, 512                               # Whisper base's hidden states
+
+    def fold_data(shape: tuple[int, int]):
+        return training.FoldData(
+            rng.normal(-40, 10, (args.rows,) + shape).astype(np.float32),
+            rng.integers(0, len(EMOTION_NAMES), args.rows),
+            rng.normal(-40, 10, (0,) + shape).astype(np.float32),      # monitor: none
+            rng.integers(0, len(EMOTION_NAMES), 0),
+            # 20 training actors (train.speaker_norm), where this tree's FoldData takes them
+            **({"speakers_train": np.arange(args.rows) % 20, "speakers_val": np.zeros(0, int)}
+               if "speakers_train" in training.FoldData.__dataclass_fields__ else {}))
+
+    # each model's input shape: log-mel (bins, frames), a pooled head's (2D, L), a frame
+    # head's (L*D, encode.grid)
+    grid_heads = getattr(params, "GRID_HEADS", ())
+    shapes = {name: ((layers * dim, p.encode.grid) if name in grid_heads
+                     else (2 * dim, layers) if name in params.HEAD_MODELS
+                     else (features.n_bins(p.features), features.n_frames(p.features)))
+              for name in models.MODELS}
     seconds = {}
     for name in models.MODELS:
         start = time.perf_counter()
-        result = training.train_fold(name, p.section(name), p.train, data,
+        result = training.train_fold(name, p.section(name), p.train, fold_data(shapes[name]),
                                      list(EMOTION_NAMES), seed=0,
-                                     feature_params=dataclasses.asdict(p.features),
+                                     feature_params={**dataclasses.asdict(p.features),
+                                                     "n_states": layers},
                                      progress=False)
         seconds[name] = float(np.mean([h["seconds"] for h in result["history"][1:]]))
         print(f"  {name:>16}: {result['parameters']:>8,} parameters, {seconds[name]:6.2f} "
@@ -117,6 +128,10 @@ def main() -> None:
         seconds = {label: {name: statistics.median(r[name] for r in results)
                            for name in results[0]} for label, results in runs.items()}
         for name in seconds["this tree"]:
+            if name not in seconds[args.against]:         # a model the revision lacks
+                print(f"{name:>16}: this tree {seconds['this tree'][name]:6.2f} s/epoch "
+                      f"(not in {args.against})")
+                continue
             old, new = seconds[args.against][name], seconds["this tree"][name]
             print(f"{name:>16}: {args.against} {old:6.2f} s/epoch, this tree {new:6.2f} "
                   f"s/epoch: {old / new:.2f}x as fast")

@@ -272,15 +272,17 @@ def print_table(runs: dict, reference: str = "default") -> None:
 
 
 def changed_inputs(table, raw: Path, p: params.Params, cache: Path | None, workdir: Path,
-                   seed: int) -> dict[str, np.ndarray]:
-    """Condition -> every row's encoder inputs (N, 2D, L) with its wave changed as
+                   seed: int, system: str = "whisper_mlp") -> dict[str, np.ndarray]:
+    """Condition -> every row's encoder inputs (N, 2D, L), or a frame head's (N, L*D, G),
+    with its wave changed as
     robustness.py changes it (`waveforms.conditions(..., "voices")`; utterance i's draws
     from [seed, i]), cached as `accuracy.cached_encoded` caches the clean ones."""
     conditions = {c: change for c, change in waveforms.conditions(
         **waveforms.SPEECH_SPAN, kinds="voices").items() if c != "clean"}
-    plain = replace(p.encode, copies=0)
+    grid = p.encode.grid if system in params.GRID_HEADS else 0      # a frame head's grid
+    plain = replace(p.encode, copies=0, grid=grid)
     settings = [{k: v for k, v in asdict(plain).items() if k in ("model", "pad_30s")},
-                sorted(conditions), seed]
+                sorted(conditions), seed] + ([{"grid": grid}] if grid else [])
 
     def make(path: Path) -> None:
         encoder, weight_attrs = encoded.load_encoder(plain)
@@ -290,7 +292,7 @@ def changed_inputs(table, raw: Path, p: params.Params, cache: Path | None, workd
             plain, weight_attrs)
 
     feature_set = encoded.read(accuracy.cached("encoded-changed", settings, table, cache,
-                                               workdir, make))
+                                               workdir, make), grid=bool(grid))
     rows = feature_set.rows(table["path"])
     return {c: feature_set.copies[rows, k] for k, c in enumerate(conditions)}
 
@@ -331,7 +333,7 @@ def main(argv=None) -> int:
     runs = {"system": args.system, "seed": args.seed, "folds": args.folds, "recipes": recipes,
             "results": {}, "seconds": {}}
     head = args.system in params.HEAD_MODELS
-    read = accuracy.cached_encoded if head else accuracy.cached_features
+    read = accuracy.READERS[accuracy.input_kind(args.system)]
     recipe_params = {name: params.load(args.params, {"split.folds": args.folds,
                                                      "train.seed": args.seed, **overrides})
                      for name, overrides in recipes.items()}
@@ -350,7 +352,8 @@ def main(argv=None) -> int:
                                       None if feature_set.copies is None
                                       else feature_set.copies[rows], feature_set.attrs)
             inputs[name] = read_once[section]
-        changed = (changed_inputs(table, raw, base, args.features_cache, Path(tmp), args.seed)
+        changed = (changed_inputs(table, raw, base, args.features_cache, Path(tmp), args.seed,
+                                  args.system)
                    if (head if args.changed is None else args.changed) else None)
     y = table["emotion_name"].map(EMOTION_NAMES.index).to_numpy(np.int64)
     actors = table["actor"].to_numpy()

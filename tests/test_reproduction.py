@@ -35,7 +35,8 @@ TINY = {
     "features.n_mels": 32,
     "cells.models": ["cnn", "cnn_transformer"],
     "cells.subsets": ["all"],
-    "cells.heads": ["whisper_mlp"],    # the packaged Whisper base over the 240 utterances
+    "cells.heads": ["whisper_mlp", "whisper_asp"],  # the packaged Whisper base, 240 utterances
+    "encode.grid": 4,
     "train.epochs": 1,
     "train.patience": 1,
     "train.device": "cpu",
@@ -64,6 +65,7 @@ CELLS = ("cnn-all", "cnn_transformer-all")
 # What the issue asks to be byte-identical: data, features, models, metrics (and the rest).
 MUST_MATCH = ("data/raw/ravdess", "data/interim/data.csv", "data/processed/features.h5",
               "data/processed/encoded.h5", "models/whisper_mlp-all", "metrics/whisper_mlp-all.json",
+              "models/whisper_asp-all", "metrics/whisper_asp-all.json",
               "models/cnn-all", "models/cnn_transformer-all", "models/logmel_stats-all",
               "metrics/cnn-all.json", "metrics/cnn_transformer-all.json",
               "metrics/logmel_stats-all.json", "reports/figures", "reports/summary.json",

@@ -231,3 +231,24 @@ def test_external_reads_each_file_once_for_every_cell_of_one_front_end(
     scored = dict((cell.name, s) for cell, s in external.score_corpus(corpus, loaded, [0]))
     assert sorted(calls) == sorted(corpus.root / r.path for r in corpus.recordings)
     assert set(scored) == {"cnn-all-plain", "cnn-all-speaker", "cnn-all-shrunk"}
+
+
+def test_pooled_statistics_are_those_of_the_utterances_means():
+    """A frame head's statistics (`pooled`): per bin, of each utterance's mean over its
+    frames, so a standardised utterance mean has unit spread, however its frames spread;
+    each speaker's the same way, from its own utterances."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 0.5, size=(40, 6, 1))
+    x = torch.as_tensor(means + rng.normal(0, 5.0, size=(40, 6, 16)))   # frames spread 10x
+    speakers = np.repeat(["a", "b"], 20)
+    x[20:] += 3.0                                                     # speaker b: offset
+    stats = fit_normalisation(x, pooled=True, speakers=speakers, speaker_prior=0.0)
+    assert stats["speaker"]["pooled"] is True and stats["mean"].shape == (6,)
+    own = speaker_statistics(x, speakers, stats["speaker"])
+    pooled = normalise(x.float(), stats, tuple(t.float() for t in own)).mean(dim=2)  # (N, F)
+    torch.testing.assert_close(pooled.std(dim=0), torch.ones(6), atol=1e-3, rtol=0)
+    torch.testing.assert_close(pooled[:20].mean(0), pooled[20:].mean(0), atol=1e-3, rtol=0)
+    frame = fit_normalisation(x, speakers=speakers)                   # per frame: far smaller
+    by_frame = normalise(x.float(), frame, tuple(t.float() for t in speaker_statistics(
+        x, speakers, frame["speaker"]))).mean(dim=2)
+    assert float(by_frame.std(dim=0).max()) < 0.5

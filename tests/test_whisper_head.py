@@ -147,7 +147,7 @@ def test_whispers_log_mel_matches_faster_whispers(base_folder):
 def encode_params(**changes) -> EncodeParams:
     return EncodeParams(**{"model": "base", "pad_30s": False, "frames": "none", "workers": 2,
                            "download": False, "copies": 0, "copy_kinds": ["room"],
-                           "copy_seed": 0, **changes})
+                           "copy_seed": 0, "grid": 0, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_encodings_are_byte_stable_whatever_the_workers(base_folder, small_corpu
     paths = [root / p for p in table["path"]]
     files = []
     for workers, frames in ((1, "last"), (2, "last"), (2, "none")):
-        params = encode_params(frames=frames, workers=workers)
+        params = encode_params(frames=frames, workers=workers, grid=int(frames == "last"))
         encoder, attrs = encoded.load_encoder(params)
         encodings = encoded.encode_files(paths, params, encoder, progress=False)
         files.append(tmp_path / f"{workers}-{frames}.h5")
@@ -172,6 +172,14 @@ def test_encodings_are_byte_stable_whatever_the_workers(base_folder, small_corpu
     np.testing.assert_array_equal(one.features, two.features)
     np.testing.assert_array_equal(one.features, no_frames.features)
     assert one.features.shape == (8, 2 * 512, 7)
+    # the frame heads' grid: layer by layer; one stretch is each layer's mean (float16)
+    grids = [encoded.read(f, grid=True) for f in files[:2]]
+    np.testing.assert_array_equal(grids[0].features, grids[1].features)
+    assert grids[0].features.shape == (8, 7 * 512, 1) and grids[0].features.dtype == np.float16
+    np.testing.assert_allclose(grids[0].features[:, :, 0].reshape(8, 7, 512).astype(np.float32),
+                               one.features[:, :512].transpose(0, 2, 1), rtol=2e-3, atol=2e-3)
+    with pytest.raises(encoded.StoreError, match="no frame grid"):
+        encoded.read(files[2], grid=True)
     assert list(one.index["path"]) == list(table["path"])
     # the files differ only in the workers attribute
     assert {k: v for k, v in one.attrs.items() if k != "workers"} == \
@@ -186,7 +194,7 @@ def test_training_copies_are_stored_read_back_and_stable_whatever_the_workers(
     table = table.iloc[::40].reset_index(drop=True)                  # 6 utterances
     files = []
     for workers in (1, 2):
-        params = encode_params(workers=workers, copies=2, copy_kinds=["room", "voice"])
+        params = encode_params(workers=workers, copies=2, copy_kinds=["room", "voice"], grid=3)
         encoder, attrs = encoded.load_encoder(params)
         encodings = encoded.encode_table(table, root, params, encoder, progress=False)
         files.append(tmp_path / f"{workers}.h5")
@@ -194,6 +202,9 @@ def test_training_copies_are_stored_read_back_and_stable_whatever_the_workers(
     one, two = (encoded.read(f) for f in files)
     assert one.copies.shape == (6, 2, 2 * 512, 7)
     np.testing.assert_array_equal(one.copies, two.copies)
+    grid = encoded.read(files[0], grid=True)
+    assert grid.copies.shape == (6, 2, 7 * 512, 3)                   # the copies' grids too
+    assert not np.allclose(grid.copies[:, 0], grid.features, atol=1e-2)
     # a copy is the utterance changed: its own statistics, not the original's
     assert not np.allclose(one.copies[:, 0], one.features, atol=1e-3)
     assert not np.allclose(one.copies[:, 1], one.copies[:, 0], atol=1e-3)
@@ -291,27 +302,90 @@ def test_the_last_layer_alone_is_a_choice():
     torch.testing.assert_close(model(x), model(y))
 
 
+def test_the_frame_head_listens_to_the_frames_and_the_layer_that_know():
+    """Inputs (n, L*D, G) whose class shows in two of the 8 frames of layer 2 only, at a
+    place that moves between utterances: a frame head learns it (held-out rows), weighs
+    that layer most and attends to those frames; its statistics are per dimension (F,)."""
+    p = load(ROOT / "params.yaml", {"train.epochs": 40, "train.monitor": "none",
+                                    "train.speaker_norm.models": []})
+    labels_, layers, dim, g, n = list(SUBSETS["all"]), 4, 8, 8, 240
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % len(labels_)
+    x = rng.standard_normal((n, layers, dim, g)).astype(np.float32)
+    centres = rng.standard_normal((len(labels_), dim)).astype(np.float32) * 3
+    where = rng.integers(0, g - 1, n)
+    for i in range(n):
+        x[i, 2, :, where[i]:where[i] + 2] += centres[y[i]][:, None]
+        x[i, 2, 0, where[i]:where[i] + 2] += 4                        # the marked frames
+    x = x.reshape(n, layers * dim, g)
+    data = training.FoldData(x[:200], y[:200], x[:0], y[:0])
+    result = training.train_fold("whisper_asp", p.whisper_asp, p.train, data, labels_, seed=0,
+                                 feature_params={"n_states": layers}, progress=False,
+                                 device=torch.device("cpu"))
+    model = models.build("whisper_asp", p.whisper_asp, layers * dim, len(labels_), g, layers)
+    model.load_state_dict(result["state_dict"])
+    assert result["normalisation"]["mean"].shape == (layers * dim,)
+    from speech_emotion.normalisation import normalise
+    held = normalise(torch.from_numpy(x[200:]), result["normalisation"])
+    assert (model.eval()(held).argmax(1).numpy() == y[200:]).mean() >= 0.9
+    weights = torch.softmax(model.layer_weights, 0)
+    assert int(weights.argmax()) == 2
+    with torch.no_grad():                                             # the attention (B, G)
+        mixed = (held.view(-1, layers, dim, g) * weights[None, :, None, None]).sum(1)
+        alpha = torch.softmax(model.attention(mixed), dim=2)[:, 0].numpy()
+    rows = np.arange(len(alpha))
+    marked = alpha[rows, where[200:]] + alpha[rows, where[200:] + 1]
+    assert marked.mean() > 0.5                                        # uniform: 2 / 8
+    with pytest.raises(ValueError, match="n_states"):
+        models.build("whisper_asp", p.whisper_asp, layers * dim, len(labels_), g)
+
+
 # ---------------------------------------------------------------- predict, end to end
 @pytest.fixture(scope="module")
 def head_cell(base_folder, small_corpus, tmp_path_factory):
-    """whisper_mlp trained on the small corpus (EmoBox fold 1, a few epochs)."""
+    """whisper_mlp trained on the small corpus (EmoBox fold 1, a few epochs); its encodings
+    hold a grid of 2 as well (`frame_cell`)."""
     root, table = small_corpus
     table = table.iloc[::2].reset_index(drop=True)   # 120 utterances: half the encoding time
     out = tmp_path_factory.mktemp("head")
-    params = encode_params()
+    params = encode_params(grid=2)
     encoder, attrs = encoded.load_encoder(params)
     encodings = encoded.encode_files([root / p for p in table["path"]], params, encoder,
                                      progress=False)
     encoded.write(out / "encoded.h5", table, encodings, params, attrs)
     inputs = encoded.read(out / "encoded.h5")
     p = load(ROOT / "params.yaml", {"train.epochs": 5, "split.folds": [1],
-                                    "encode.frames": "none", "encode.workers": 2})
+                                    "encode.frames": "none", "encode.workers": 2,
+                                    "encode.grid": 2})
     model_dir = out / "whisper_mlp-all"
     model_dir.mkdir()
     training.train_cell("whisper_mlp", "all", p, table, inputs.features, inputs.attrs,
                         save=lambda k, c: checkpoint.save(checkpoint.path_for(model_dir, k), c),
                         progress=False, log=lambda *a, **k: None)
     return model_dir, root / table["path"][0], inputs, table
+
+
+def test_predict_scores_a_file_through_the_encoder_and_a_frame_head(head_cell, tmp_path):
+    """whisper_asp over the same store's grid: predict makes the same grid of a file as
+    the encode stage made of it, so it scores what evaluate scores."""
+    model_dir, wav, _, table = head_cell
+    grid = encoded.read(model_dir.parent / "encoded.h5", grid=True)
+    p = load(ROOT / "params.yaml", {"train.epochs": 3, "split.folds": [1], "encode.grid": 2,
+                                    "encode.frames": "none", "encode.workers": 2})
+    frame_dir = tmp_path / "whisper_asp-all"
+    frame_dir.mkdir()
+    training.train_cell("whisper_asp", "all", p, table, grid.features, grid.attrs,
+                        save=lambda k, c: checkpoint.save(checkpoint.path_for(frame_dir, k), c),
+                        progress=False, log=lambda *a, **k: None)
+    cell = predict.load_cell_models(frame_dir)
+    assert cell.grid == 2
+    got = predict.predict_file(wav, cell, predict.head_encoder(cell.encode_attrs), shifts=[0])
+    from speech_emotion.inference import predict_proba
+    row = grid.features[grid.rows([table["path"][0]])].astype(np.float32)
+    expected = np.mean([predict_proba(m, c, row, speakers=["x"])[0]
+                        for m, c in zip(cell.models, cell.checkpoints, strict=True)], axis=0)
+    np.testing.assert_allclose([got.probabilities[label] for label in cell.labels], expected,
+                               atol=2e-3)
 
 
 def test_predict_scores_a_file_through_the_encoder_and_the_head(head_cell, tmp_path, capsys):

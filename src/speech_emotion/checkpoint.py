@@ -5,12 +5,13 @@ primitives (the contract in ARCHITECTURE.md):
 
     state_dict      the kept epoch's weights; under train.ensemble > 1 a list of them,
                     one per member (seeds train.seed, train.seed + 1, ...)
-    model           "cnn" | "cnn_transformer" | "whisper_mlp" (speech_emotion.models.MODELS)
+    model           "cnn" | "cnn_transformer" | "whisper_mlp" | "whisper_asp"
+                    (speech_emotion.models.MODELS)
     config          the model's config dataclass as a dict
     labels          emotion names in class order
     normalisation   {"mean": (F,), "std": (F,)} fitted on the training actors; under
                     train.speaker_norm also "speaker": {"mean", "std": the training rows'
-                    own statistics, "prior", "per_frame"} (normalisation.py)
+                    own statistics, "prior", "per_frame"[, "pooled"]} (normalisation.py)
     feature_params  the `features` params of the features it was trained on
     fold            {"number", "test_actors", "validation_actors", "train_actors"}
     subset          "all" | "strong" | "normal"
@@ -96,7 +97,7 @@ def load(path: str | Path) -> dict[str, Any]:
 def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
     """The fields that scoring reads, checked against each other; CheckpointError naming the
     file and the field (`normalisation.mean`, `feature_params.n_mels`, ...) otherwise."""
-    from .params import HEAD_MODELS, MODEL_CONFIGS, ParamsError, convert
+    from .params import GRID_HEADS, HEAD_MODELS, MODEL_CONFIGS, ParamsError, convert
 
     def bad(field: str, problem: str) -> CheckpointError:
         return CheckpointError(f"{path}: checkpoint field {field}: {problem}")
@@ -123,6 +124,8 @@ def check_schema(checkpoint: dict[str, Any], path: str | Path) -> None:
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
             raise bad("feature_params.d_model/n_states", f"expected positive integers, got {shape}")
         which, expected = "d_model/n_states", (2 * shape[0], shape[1])
+        if checkpoint["model"] in GRID_HEADS:   # /grid: n_states x d_model bins, per bin
+            expected = (shape[0] * shape[1],)
     else:
         kind = feature_params.get("kind")
         which = {"logmel": "n_mels", "mfcc": "n_mfcc"}.get(kind)
@@ -180,7 +183,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
         members = []
         for state_dict in (weights if isinstance(weights, list) else [weights]):
             member = models.build(checkpoint["model"], checkpoint["config"], n_bins,
-                                  len(checkpoint["labels"]), n_frames)
+                                  len(checkpoint["labels"]), n_frames,
+                                  checkpoint["feature_params"].get("n_states"))
             member.load_state_dict(state_dict)
             members.append(member)
         model = SeedEnsemble(members) if isinstance(weights, list) else members[0]

@@ -3,6 +3,7 @@
     file --audio.read, mono, 16 kHz (features.to_model_rate)--> (S,) the whole utterance
          --encoders.whisper.Encoder--> (L, T, D) every hidden state, T = 50 a second
          --mean and std over the T frames of each layer--> (L, 2, D)
+         --each layer's frames averaged over G equal stretches (encode.grid)--> (L, D, G)
 
 HDF5 layout (beside features.h5, the same row order and /index):
 
@@ -15,10 +16,16 @@ HDF5 layout (beside features.h5, the same row order and /index):
     /frames           float16 (sum of lengths, D): the last layer's frames (encode.frames: last)
     /copies           float32 (N, K, L, 2, D): the pooled statistics of K training copies of
                       each row (encode.copies; waveforms.training_copy), absent when K = 0
+    /grid             float16 (N, L, D, G): every layer's frames on the utterance's grid,
+                      the input of the frame heads (encode.grid: G; absent when 0)
+    /copies_grid      float16 (N, K, L, D, G): the copies' grids
 
 Heads read /pooled as features (N, F, T) = (N, 2D, L): mean then std of each dimension
 (F), for each layer (T), so the classifiers' training, scoring and checkpoint code serve
-them unchanged. With `pad_30s` the encoder sees 30 s, but only the frames of the real
+them unchanged; the frame heads read /grid as (N, F, T) = (N, L*D, G), layer by layer.
+The grid makes every utterance one fixed-size array (no padding, no mask), as the log-mel
+store's fixed clip; a stretch is 1/G of the utterance (about 0.1 s of a 3.5 s one at 32).
+With `pad_30s` the encoder sees 30 s, but only the frames of the real
 utterance are pooled and stored (the rest encode the padding).
 
 Byte-stable: one utterance per call (no batch padding), one thread per worker process,
@@ -49,6 +56,7 @@ from .pool import default_workers, fork_pool
 from .store import INDEX, NOT_FEATURE_DEFINING, FeatureSet, StoreError, index_records, read_dataset
 
 POOLED, LENGTHS, OFFSETS, FRAMES, COPIES = "pooled", "lengths", "offsets", "frames", "copies"
+GRID, COPIES_GRID = "grid", "copies_grid"
 # Attributes that are not encode params but define the output: a head trained on one
 # store is refused on a store made with other weights (store.feature_differences).
 WEIGHT_ATTRS = ("weights_sha256", "n_states", "d_model")
@@ -56,11 +64,14 @@ WEIGHT_ATTRS = ("weights_sha256", "n_states", "d_model")
 
 @dataclasses.dataclass
 class Encoding:
-    """One utterance: every layer's pooled statistics, and the last layer's frames."""
+    """One utterance: every layer's pooled statistics, the last layer's frames, every
+    layer's grid."""
 
     pooled: np.ndarray            # (L, 2, D) float32: mean, std over frames
     frames: np.ndarray | None     # (T, D) float16, or None
     copies: np.ndarray | None = None  # (K, L, 2, D) float32: the changed copies' pooled
+    grid: np.ndarray | None = None    # (L, D, G) float16: the frames on the grid, or None
+    copies_grid: np.ndarray | None = None  # (K, L, D, G) float16
 
 
 def load_encoder(params: EncodeParams, device: str | torch.device = "cpu"):
@@ -81,24 +92,27 @@ def open_encoder(model: str, pad_30s: bool, *, download: bool, sha256: str | Non
     return encoder, attrs
 
 
-def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool) -> Encoding:
-    """(S,) at 16 kHz -> Encoding; statistics in float64 over the real-length frames."""
+def encode_wave(encoder, wave: torch.Tensor, keep_frames: bool, grid: int = 0) -> Encoding:
+    """(S,) at 16 kHz -> Encoding; statistics in float64 over the real-length frames;
+    `grid`: also every layer's frames averaged over that many equal stretches."""
     from .encoders.whisper import encoder_frames  # here: reading the store needs none of it
 
     states = encoder(wave.float())                                   # (L, T', D)
     states = states[:, : encoder_frames(len(wave))].double()         # the utterance's frames
     pooled = torch.stack([states.mean(dim=1), states.std(dim=1, correction=0)], dim=1)
     frames = states[-1].numpy().astype(np.float16) if keep_frames else None
-    return Encoding(pooled.float().numpy(), frames)                  # (L, 2, D)
+    cells = (torch.nn.functional.adaptive_avg_pool1d(states.transpose(1, 2), grid)  # (L, D, G)
+             .numpy().astype(np.float16) if grid else None)
+    return Encoding(pooled.float().numpy(), frames, grid=cells)      # (L, 2, D)
 
 
 def encode_file(path: str | Path, encoder, keep_frames: bool,
-                changes: Sequence[tuple[waveforms.Change, np.random.Generator]] = ()
-                ) -> Encoding:
+                changes: Sequence[tuple[waveforms.Change, np.random.Generator]] = (),
+                grid: int = 0) -> Encoding:
     """Read, mix down, resample to 16 kHz and encode one file; AudioError names it, also
     when it is longer than Whisper's window (30 s), which the encoder cannot take whole.
     `changes`: also encode a copy of the 16 kHz wave made by each (change, rng), pooled
-    statistics only (`Encoding.copies`)."""
+    statistics (`Encoding.copies`) and, with `grid`, its grid (`Encoding.copies_grid`)."""
     from .encoders.whisper import N_FFT, SAMPLE_RATE, WINDOW_S
 
     data, rate = audio.read(path)
@@ -110,12 +124,14 @@ def encode_file(path: str | Path, encoder, keep_frames: bool,
         raise AudioError(f"{path}: {len(wave) / SAMPLE_RATE:.1f} s long; the encoder takes an "
                          f"utterance of at most {WINDOW_S} s (Whisper's window): cut the "
                          "recording into utterances, or leave it out of the corpus")
-    encoding = encode_wave(encoder, wave, keep_frames)
+    encoding = encode_wave(encoder, wave, keep_frames, grid)
     if changes:
         samples, most = wave.numpy(), WINDOW_S * SAMPLE_RATE   # a slower copy: cut to fit
-        encoding.copies = np.stack([encode_wave(encoder, torch.from_numpy(
-            np.ascontiguousarray(change(samples, SAMPLE_RATE, rng)[:most])), False).pooled
-            for change, rng in changes])                                 # (K, L, 2, D)
+        copies = [encode_wave(encoder, torch.from_numpy(np.ascontiguousarray(
+            change(samples, SAMPLE_RATE, rng)[:most])), False, grid) for change, rng in changes]
+        encoding.copies = np.stack([c.pooled for c in copies])          # (K, L, 2, D)
+        if grid:
+            encoding.copies_grid = np.stack([c.grid for c in copies])   # (K, L, D, G)
     if not (np.isfinite(encoding.pooled).all()
             and (encoding.copies is None or np.isfinite(encoding.copies).all())):
         raise AudioError(f"{path}: the encoder's output is not finite")
@@ -139,7 +155,8 @@ def _worker(i: int) -> tuple[int, Encoding | str]:
     torch.set_num_threads(1)
     try:
         changes = _job["changes_of"](i) if _job["changes_of"] else ()
-        return i, encode_file(_job["paths"][i], _job["encoder"], _job["keep_frames"], changes)
+        return i, encode_file(_job["paths"][i], _job["encoder"], _job["keep_frames"], changes,
+                              _job["grid"])
     except AudioError as err:
         return i, str(err)
 
@@ -155,7 +172,7 @@ def encode_files(paths: Sequence[str | Path], params: EncodeParams, encoder,
     workers = params.workers or default_workers()
     workers = min(workers, len(paths))
     _job.update(paths=[Path(p) for p in paths], encoder=encoder,
-                keep_frames=params.frames == "last", changes_of=changes_of)
+                keep_frames=params.frames == "last", changes_of=changes_of, grid=params.grid)
     out: list[Encoding | None] = [None] * len(paths)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -207,6 +224,12 @@ def write(path: str | Path, table: pd.DataFrame, encodings: Sequence[Encoding],
         if encodings and encodings[0].copies is not None:
             f.create_dataset(COPIES, data=np.stack([e.copies for e in encodings]).astype(
                 np.float32), track_times=False)                          # (N, K, L, 2, D)
+        if params.grid:
+            f.create_dataset(GRID, data=np.stack([e.grid for e in encodings]),
+                             track_times=False)                          # (N, L, D, G)
+            if encodings and encodings[0].copies_grid is not None:
+                f.create_dataset(COPIES_GRID, data=np.stack([e.copies_grid for e in encodings]),
+                                 track_times=False)                      # (N, K, L, D, G)
 
 
 def attr_value(value: Any) -> Any:
@@ -225,9 +248,25 @@ def attr_names() -> list[str]:
     return [f.name for f in dataclasses.fields(EncodeParams)] + list(WEIGHT_ATTRS)
 
 
-def read(path: str | Path) -> FeatureSet:
+def grid_inputs(grid: np.ndarray) -> np.ndarray:
+    """(..., L, D, G) grids -> (..., L*D, G) a frame head's input, layer by layer."""
+    return grid.reshape(*grid.shape[:-3], -1, grid.shape[-1])
+
+
+def read(path: str | Path, grid: bool = False) -> FeatureSet:
     """/pooled as features (N, 2D, L), its index and its attributes; /copies, if stored,
-    as `copies` (N, K, 2D, L)."""
+    as `copies` (N, K, 2D, L). `grid`: /grid as features (N, L*D, G) and /copies_grid as
+    `copies` (N, K, L*D, G) instead, kept in float16 (the training code takes float32
+    batches of them)."""
+    if grid:
+        with contextlib.suppress(OSError), h5py.File(path, "r") as f:
+            if GRID not in f:
+                raise StoreError(f"{path}: no frame grid (encode.grid was 0); re-run the "
+                                 "encode stage with encode.grid > 0 (dvc repro encode)")
+        cells, index, attrs = read_dataset(path, GRID, attr_names(), "encode")  # (N, L, D, G)
+        with h5py.File(path, "r") as f:
+            copies = grid_inputs(f[COPIES_GRID][()]) if COPIES_GRID in f else None
+        return FeatureSet(grid_inputs(cells), index, attrs, copies)
     pooled, index, attrs = read_dataset(path, POOLED, attr_names(), "encode")  # (N, L, 2, D)
     copies = None
     with h5py.File(path, "r") as f:

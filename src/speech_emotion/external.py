@@ -337,7 +337,8 @@ def front_end_key(cell: Cell) -> str:
     feature params for a log-mel model. Cells with one key share one pass over the files."""
     models = cell.loaded
     attrs = (models.encode_attrs if models.head else dataclasses.asdict(models.feature_params))
-    return json.dumps({"head": models.head, **{k: attrs[k] for k in sorted(attrs)}},
+    return json.dumps({"head": models.head, "grid": models.head and models.grid,
+                       **{k: attrs[k] for k in sorted(attrs)}},
                       default=str)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from . import store
-from .params import HEAD_MODELS, Params
+from .params import GRID_HEADS, HEAD_MODELS, Params
 from .paths import ENCODED, FEATURES
 
 
@@ -23,7 +23,7 @@ def read(model: str, table: pd.DataFrame, params: Params) -> store.FeatureSet:
     """The model's input rows for `table` (data.csv), made with the current params."""
     if model in HEAD_MODELS:
         from . import encoded  # here: the log-mel models' stages need none of it
-        feature_set = encoded.read(ENCODED)
+        feature_set = encoded.read(ENCODED, grid=model in GRID_HEADS)
     else:
         feature_set = store.read(FEATURES)
     check(feature_set.attrs, params)

@@ -17,8 +17,11 @@ emotion-neutral reference; the shrinkage weighs the speaker's n utterances again
     mean_s = w * mean(speaker) + (1 - w) * mean(training)
     var_s  = w * var(speaker)  + (1 - w) * var(training)
 
-A head's input (encoded.h5: T is the encoder's layers, not time) gets statistics per bin
-and layer, (F, T), instead (`per_frame`).
+A pooled head's input (encoded.h5: T is the encoder's layers, not time) gets statistics
+per bin and layer, (F, T), instead (`per_frame`). A frame head's input (the encoder's
+frames on a grid) gets per-bin statistics of the utterances' means (`pooled`): the scale
+of what differs between utterances, not between the frames of one (phones, pauses), which
+is many times larger.
 """
 
 from __future__ import annotations
@@ -47,9 +50,14 @@ def centre_utterances(features: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"train.utterance_norm: unknown {how!r} (none | level | bins)")
 
 
-def _moments(x: torch.Tensor, per_frame: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _moments(x: torch.Tensor, per_frame: bool, pooled: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (population) variance of (N, F, T): per bin (F,) over utterances and
-    frames, or per bin and frame (F, T) over utterances."""
+    frames, or per bin and frame (F, T) over utterances; `pooled`: per bin (F,) of the
+    utterances' means over their frames."""
+    if pooled:
+        x = x.mean(dim=2)
+        return x.mean(dim=0), x.var(dim=0, correction=0)
     over = (0,) if per_frame else (0, 2)
     return x.mean(dim=over), x.var(dim=over, correction=0)
 
@@ -57,10 +65,11 @@ def _moments(x: torch.Tensor, per_frame: bool) -> tuple[torch.Tensor, torch.Tens
 def fit_normalisation(features: np.ndarray | torch.Tensor,
                       utterance: str = "none", per_frame: bool = False,
                       speakers: Sequence[Any] | None = None,
-                      speaker_prior: float = 0.0) -> dict[str, Any]:
+                      speaker_prior: float = 0.0, pooled: bool = False) -> dict[str, Any]:
     """Per-bin mean and std (F,) over every frame of `features` (N, F, T), after
     `centre_utterances(features, utterance)`, which `normalise` then applies first;
-    `per_frame`: per bin and frame (F, T), over the utterances only.
+    `per_frame`: per bin and frame (F, T), over the utterances only; `pooled`: per bin
+    (F,) of the utterances' means (`_moments`).
 
     `speakers` (N,): standardise each speaker first (`speaker_statistics`, shrunk by
     `speaker_prior`), then fit the statistics on the standardised rows. The result then
@@ -69,13 +78,15 @@ def fit_normalisation(features: np.ndarray | torch.Tensor,
     x = centre_utterances(torch.as_tensor(features, dtype=torch.float64), utterance)
     stats: dict[str, Any] = {}
     if speakers is not None:
-        mean, var = _moments(x, per_frame)
+        mean, var = _moments(x, per_frame, pooled)
         stats["speaker"] = {"mean": mean.float(), "std": var.sqrt().clamp(min=STD_FLOOR).float(),
-                            "prior": float(speaker_prior), "per_frame": per_frame}
+                            "prior": float(speaker_prior), "per_frame": per_frame,
+                            **({"pooled": True} if pooled else {})}
         x = _standardise(x, speaker_statistics(x, speakers, stats["speaker"], centred=True))
     over = (0,) if per_frame else (0, 2)
-    stats["mean"] = x.mean(dim=over).float()
-    stats["std"] = x.std(dim=over).clamp(min=STD_FLOOR).float()
+    values = x.mean(dim=2) if pooled else x
+    stats["mean"] = values.mean(dim=0 if pooled else over).float()
+    stats["std"] = values.std(dim=0 if pooled else over).clamp(min=STD_FLOOR).float()
     if utterance != "none":
         stats["utterance"] = utterance
     return stats
@@ -95,6 +106,7 @@ def speaker_statistics(features: np.ndarray | torch.Tensor, speakers: Sequence[A
     if len(speakers) != len(x):
         raise ValueError(f"{len(speakers)} speaker names for {len(x)} utterances")
     per_frame, prior = bool(speaker["per_frame"]), float(speaker["prior"])
+    pooled = bool(speaker.get("pooled", False))
     ref_mean = speaker["mean"].to(torch.float64)
     ref_var = speaker["std"].to(torch.float64) ** 2
     shape = (len(x), *x.shape[1:]) if per_frame else (len(x), x.shape[1], 1)
@@ -102,7 +114,7 @@ def speaker_statistics(features: np.ndarray | torch.Tensor, speakers: Sequence[A
     codes = pd.factorize(pd.Series(list(speakers), dtype=object))[0]
     for code in np.unique(codes):
         rows = torch.from_numpy(np.flatnonzero(codes == code))
-        own_mean, own_var = _moments(x[rows], per_frame)
+        own_mean, own_var = _moments(x[rows], per_frame, pooled)
         w = len(rows) / (len(rows) + prior)
         m = w * own_mean + (1 - w) * ref_mean
         v = w * own_var + (1 - w) * ref_var

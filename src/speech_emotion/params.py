@@ -330,6 +330,19 @@ class CellsParams(Section):
 
 
 # ---------------------------------------------------------------- the classifiers' sections
+def _layer_list(section: Any) -> None:
+    layers = section.layers
+    if isinstance(layers, str) and layers != "all":
+        raise FieldError("layers", layers, "must be all or a list of layer indices")
+    if isinstance(layers, list) and (not layers or len(set(layers)) != len(layers)):
+        raise FieldError("layers", layers, "must be all or distinct layer indices")
+
+
+def _statistics(section: Any) -> None:
+    if not section.statistics or len(set(section.statistics)) != len(section.statistics):
+        raise FieldError("statistics", section.statistics, "must be mean, std or both, once each")
+
+
 @dataclass(frozen=True)
 class CNNConfig(Section):
     """`cnn`: the base CNN (models/cnn.py)."""
@@ -405,22 +418,40 @@ class WhisperMLPConfig(Section):
     dropout: float            # on the weighted statistics and the hidden layer
 
     def __post_init__(self):
-        if isinstance(self.layers, str) and self.layers != "all":
-            raise FieldError("layers", self.layers, "must be all or a list of layer indices")
-        if isinstance(self.layers, list) and (not self.layers
-                                              or len(set(self.layers)) != len(self.layers)):
-            raise FieldError("layers", self.layers, "must be all or distinct layer indices")
-        if not self.statistics or len(set(self.statistics)) != len(self.statistics):
-            raise FieldError("statistics", self.statistics, "must be mean, std or both, once each")
+        _layer_list(self)
+        _statistics(self)
         _at_least(self, 0, "hidden")
         _probability(self, "dropout")
         _probability(self, "layer_dropout")
 
 
+@dataclass(frozen=True)
+class WhisperASPConfig(Section):
+    """`whisper_asp`: a learnt weighting of the encoder's layers, then attentive statistics
+    pooling over the utterance's frames (encoded.h5's grid), then an MLP
+    (models/whisper_asp.py)."""
+
+    layers: str | list[int]   # all, or the indices of the hidden states to weigh
+    attention: int            # hidden units of the frames' attention scorer
+    statistics: list[Literal["mean", "std"]]  # attention-weighted, of the mixed frames
+    pooled_norm: bool         # batch norm of the pooled statistics, before the MLP
+    hidden: int               # MLP width; 0: a linear head
+    dropout: float            # on the pooled statistics and the hidden layer
+
+    def __post_init__(self):
+        _layer_list(self)
+        _statistics(self)
+        _at_least(self, 1, "attention")
+        _at_least(self, 0, "hidden")
+        _probability(self, "dropout")
+
+
 # Classifiers of the log-mel features (features.h5) and heads of the encoder's output
 # (encoded.h5); each name is also its params.yaml section.
 FEATURE_MODELS: dict[str, type] = {"cnn": CNNConfig, "cnn_transformer": CNNTransformerConfig}
-HEAD_MODELS: dict[str, type] = {"whisper_mlp": WhisperMLPConfig}
+HEAD_MODELS: dict[str, type] = {"whisper_mlp": WhisperMLPConfig, "whisper_asp": WhisperASPConfig}
+# Heads that read the frames' grid (encode.grid) rather than each layer's pooled statistics
+GRID_HEADS = ("whisper_asp",)
 MODEL_CONFIGS: dict[str, type] = {**FEATURE_MODELS, **HEAD_MODELS}
 
 
@@ -681,6 +712,8 @@ class EncodeParams(Section):
                                  # CTranslate2 model folder (model.bin, config.json, vocabulary)
     pad_30s: bool                # zero-pad each utterance to Whisper's 30 s window (as trained)
     frames: Literal["none", "last"]  # frame-level output stored besides the pooled statistics
+    grid: int                    # the frame heads' input: each layer's frames averaged over
+                                 # this many equal stretches of the utterance; 0: none
     workers: int                 # processes, one thread each; 0: one per core
     download: bool               # true: faster-whisper may fetch the weights when no copy is
                                  # found locally or in a package
@@ -693,7 +726,7 @@ class EncodeParams(Section):
     def __post_init__(self):
         if not self.model.strip():
             raise FieldError("model", self.model, "must name weights (base) or a folder")
-        _at_least(self, 0, "workers", "copies", "copy_seed")
+        _at_least(self, 0, "workers", "copies", "copy_seed", "grid")
         if self.copies and not self.copy_kinds:
             raise FieldError("copy_kinds", self.copy_kinds, "must name a kind when copies > 0")
 
@@ -832,6 +865,10 @@ def _check_across(s: dict[str, Any]) -> None:
                              f"{len(s['represent'].beta_vae.channels)} halvings need the "
                              f"feature bins ({bins}) and represent.segment_frames ({segment}) "
                              f"to be multiples of {factor}")
+    grid_heads = [h for h in s["cells"].heads if h in GRID_HEADS]
+    if grid_heads and not s["encode"].grid:               # inputs.read: encoded.h5's /grid
+        raise FieldError("encode.grid", 0, f"the heads {grid_heads} read the frames' grid: "
+                         "set encode.grid (e.g. 32), or drop them from cells.heads")
     noise = s["train"].augment.noise
     if noise.enabled and feats.kind != "logmel":         # training.check_augment
         raise FieldError("train.augment.noise.enabled", True,

@@ -96,6 +96,13 @@ class CellModels:
         return self.feature_params is None
 
     @property
+    def grid(self) -> int:
+        """A frame head's grid (encode.grid: its input is the frames on it); 0 otherwise."""
+        from .params import GRID_HEADS
+        return int(self.encode_attrs["grid"]) if self.checkpoints[0]["model"] in GRID_HEADS \
+            else 0
+
+    @property
     def folds(self) -> list[int]:
         return [int(c["fold"]["number"]) for c in self.checkpoints]
 
@@ -230,13 +237,14 @@ def head_encoder(attrs: dict[str, Any]):
 
 
 def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
-                   notes: list[str] | None = None) -> np.ndarray:
-    """(samples,) at 16 kHz -> (W, 2D, L) a head's inputs: the whole utterance when it is no
+                   notes: list[str] | None = None, grid: int = 0) -> np.ndarray:
+    """(samples,) at 16 kHz -> (W, 2D, L) a head's inputs (`grid`: a frame head's,
+    (W, L*D, G), each window on that grid): the whole utterance when it is no
     longer than `HEAD_WINDOW_S`, as the encode stage pooled each training utterance; longer
     audio in windows of `HEAD_WINDOW_S`, `hop` apart (default half a window), the last flush
     with the end (at most MAX_WINDOWS, spread, with a note). `score_inputs` averages the
     windows' probabilities."""
-    from .encoded import as_inputs, encode_wave
+    from .encoded import as_inputs, encode_wave, grid_inputs
     from .encoders.whisper import N_FFT, SAMPLE_RATE
 
     length = round(HEAD_WINDOW_S * SAMPLE_RATE)
@@ -253,9 +261,11 @@ def encoder_inputs(wave: torch.Tensor, encoder, hop: int | None = None,
                 notes.append(f"{len(starts)} windows of {HEAD_WINDOW_S:g} s: scored "
                              f"{MAX_WINDOWS} spread over the audio")
             starts = np.linspace(0, wave.shape[0] - length, MAX_WINDOWS).round().astype(int)
-    pooled = np.stack([encode_wave(encoder, wave[s:s + length], keep_frames=False).pooled
-                       for s in starts])                                # (W, L, 2, D)
-    return as_inputs(pooled)
+    encodings = [encode_wave(encoder, wave[s:s + length], keep_frames=False, grid=grid)
+                 for s in starts]
+    if grid:
+        return grid_inputs(np.stack([e.grid for e in encodings])).astype(np.float32)
+    return as_inputs(np.stack([e.pooled for e in encodings]))           # (W, L, 2, D)
 
 
 @dataclass
@@ -276,7 +286,8 @@ def file_inputs(path: str | Path, cell: CellModels, extractor: features.Extracto
     wave = features.to_model_rate(data, rate, params.sample_rate)      # (samples,)
     notes = audio_warnings(float(np.abs(data).max()), wave, params)
     if cell.head:                         # the encoder's pooled layers, as the encode stage
-        feats = torch.from_numpy(encoder_inputs(wave, extractor, hop, notes))  # (W, 2D, L)
+        feats = torch.from_numpy(encoder_inputs(wave, extractor, hop, notes,  # (W, 2D, L)
+                                                cell.grid))
     else:
         clips = windows(wave, params, hop, notes)                       # (W, S)
         with torch.inference_mode():

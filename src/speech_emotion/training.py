@@ -158,7 +158,7 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     """
     device = device or select_device(train.device)
     ddp = init_distributed(device)
-    head = models.is_head(model_name)      # over the encoder's layers: no time, no dB
+    head = models.is_head(model_name)      # over the encoder's output: no dB
     if head:
         train, _ = head_recipe(train)
     else:
@@ -174,7 +174,8 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
         raise ValueError(f"train.monitor {train.monitor!r} needs validation rows")
 
     torch.manual_seed(seed)                       # the same initial weights on every rank
-    model = models.build(model_name, config, n_bins, n_classes, n_frames).to(device)
+    model = models.build(model_name, config, n_bins, n_classes, n_frames,
+                         feature_params.get("n_states")).to(device)
     if train.channels_last:                       # (B, C, F, T) stored C-last: faster convs
         model = model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
@@ -184,9 +185,11 @@ def train_fold(model_name: str, config: Any, train: TrainParams, data: FoldData,
     by_speaker = model_name in train.speaker_norm.models
     if by_speaker and (data.speakers_train is None or data.speakers_val is None):
         raise ValueError("train.speaker_norm needs each row's speaker (FoldData.speakers_*)")
-    normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=head,
+    per_layer = head and not models.reads_grid(model_name)   # T is the encoder's layers
+    normalisation = fit_normalisation(data.x_train, train.utterance_norm, per_frame=per_layer,
                                       speakers=data.speakers_train if by_speaker else None,
-                                      speaker_prior=train.speaker_norm.prior)
+                                      speaker_prior=train.speaker_norm.prior,
+                                      pooled=models.reads_grid(model_name))
     augment = Augment(train.augment, normalisation)
     x_train = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32))
     y_train = torch.from_numpy(data.y_train.astype(np.int64))

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from ..params import HEAD_MODELS, MODEL_CONFIGS, convert
+from ..params import GRID_HEADS, HEAD_MODELS, MODEL_CONFIGS, convert
 
 # name -> (module of this package, nn.Module class); the name is also the params.yaml
 # section (its config: params.MODEL_CONFIGS). A model's module is imported when the model
@@ -26,6 +26,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "cnn": ("cnn", "CNN"),
     "cnn_transformer": ("cnn_transformer", "CNNTransformer"),
     "whisper_mlp": ("whisper_mlp", "WhisperMLP"),
+    "whisper_asp": ("whisper_asp", "WhisperASP"),
 }
 assert set(MODELS) == set(MODEL_CONFIGS), "every model needs a config in params.MODEL_CONFIGS"
 
@@ -48,20 +49,30 @@ def config_from(name: str, config: Any) -> Any:
 
 
 def build(name: str, config: Any, n_features: int, n_classes: int,
-          n_frames: int | None = None) -> nn.Module:
+          n_frames: int | None = None, n_states: int | None = None) -> nn.Module:
     """A freshly initialised model `name` (weights from torch's current RNG state);
-    `n_frames`: the input's T, which a head needs (its number of encoder layers)."""
+    `n_frames`: the input's T; a head needs its encoder's hidden states, which are T for
+    a pooled head and `n_states` (encoded.h5's attribute) for a grid head."""
     config = config_from(name, config)
     if is_head(name):
-        if n_frames is None:
-            raise ValueError(f"{name}: a head needs n_frames (the encoder's hidden states)")
-        return model_class(name)(config, n_features, n_classes, n_frames)
+        layers = n_states if reads_grid(name) else n_frames
+        if layers is None:
+            raise ValueError(f"{name}: a head needs the encoder's hidden states "
+                             f"({'n_states' if reads_grid(name) else 'n_frames'})")
+        return model_class(name)(config, n_features, n_classes, layers)
     return model_class(name)(config, n_features, n_classes)
 
 
 def is_head(name: str) -> bool:
     """A head over the pretrained encoder (input encoded.h5), not a log-mel model."""
     return name in HEAD_MODELS
+
+
+def reads_grid(name: str) -> bool:
+    """A head over the encoder's frames on a grid (encoded.h5 /grid, (N, L*D, G)), not over
+    each layer's pooled statistics (/pooled, (N, 2D, L)); its normalisation statistics are
+    per dimension over the frames, not per dimension and layer."""
+    return name in GRID_HEADS
 
 
 def time_axis(model: nn.Module) -> bool:
