@@ -6,7 +6,9 @@
 One thread, as each encode worker runs. For `--files` utterances spread over the corpus:
 the PyTorch encoder at the real length (every hidden state: what the encode stage runs),
 CTranslate2's `encode()` at the real length (the last state only: faster-whisper's own
-engine), and with `--padded` the PyTorch encoder on Whisper's 30 s window. Prints seconds
+engine), the encode stage's whole per-utterance work (the pooled statistics, the last
+layer's frames and the frame heads' grid, `--grid`), and with `--padded` the PyTorch
+encoder on Whisper's 30 s window. Prints seconds
 per utterance, each as a ratio to the PyTorch real-length run, and what 1440 utterances
 would take on one and on two worker processes.
 """
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--model", default="base")
     ap.add_argument("--padded", action="store_true", help="also time the 30 s window")
+    ap.add_argument("--grid", type=int, default=32, help="the frame heads' grid (encode.grid)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     folder = resolve(args.model, download=False)
@@ -70,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("ctranslate2 not installed (the whisper extra): its row is left out",
               file=sys.stderr)
+    from speech_emotion import encoded
+
+    def with_grid(wave):     # what an encode worker does per utterance: pooled and grid
+        encoded.encode_wave(real, torch.from_numpy(wave), keep_frames=True, grid=args.grid)
+    rows[f"pytorch, real length, pooled + frames + grid of {args.grid}"] = seconds_each(
+        with_grid, items)
     if args.padded:
         rows["pytorch, padded to 30 s"] = seconds_each(whisper.Encoder(folder, pad_30s=True),
                                                        items)

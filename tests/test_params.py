@@ -158,6 +158,10 @@ RANGES = [
     ("represent.beta_vae.channels", [16, 32, 32, 32], ("represent.beta_vae.channels = "
                                                       "[16, 32, 32, 32], 4 halvings need")),
     ("probe.C", 0.0, "probe.C = 0.0, must be > 0"),
+    ("encode.grid", 0, ("encode.grid = 0, the heads ['whisper_asp'] read the frames' grid: "
+                        "set encode.grid")),
+    ("whisper_asp.attention", 0, "whisper_asp.attention = 0, must be >= 1"),
+    ("whisper_asp.statistics", ["std", "std"], "whisper_asp.statistics = ['std', 'std'], must"),
     ("evaluate.shifts", [0, 151], ("evaluate.shifts = [0, 151], every shift must be shorter "
                                   "than the clip's 151 frames")),
 ]
