@@ -135,7 +135,7 @@ def fit(system: str, p: params.Params, x: np.ndarray, y: np.ndarray, actors: np.
                                  seed=seed, feature_params=feature_params, progress=False)
     mean = result["normalisation"]["mean"]
     model = models.build(system, p.section(system), x.shape[1], len(EMOTION_NAMES),
-                         x.shape[2] if mean.ndim == 2 else None)
+                         x.shape[2] if mean.ndim == 2 else None, feature_params.get("n_states"))
     model.load_state_dict(result["state_dict"])
     return model.eval(), {"normalisation": result["normalisation"]}
 

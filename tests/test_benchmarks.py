@@ -230,3 +230,24 @@ def test_transfer_early_stopping_holds_out_actors_of_the_fitted_rows_only(monito
     else:
         assert len(held) == 2 and {a % 2 for a in held} == {0, 1}  # odd actors are male
         assert len(data.y_val) == 8 and len(data.y_train) == 2 * (len(rows) - 8)
+
+
+def test_transfer_fits_a_frame_head_and_scores_its_changed_inputs():
+    """transfer.fit rebuilds a frame head (its layers from the store's n_states) and the
+    scores take its (N, L*D, G) inputs, changed ones included."""
+    from speech_emotion import params
+
+    p = params.load(Path(__file__).resolve().parents[1] / "params.yaml",
+                    {"train.epochs": 2, "train.speaker_norm.models": ["whisper_asp"]})
+    rng = np.random.default_rng(0)
+    actors = np.repeat(np.arange(1, 7), 16)
+    x = rng.standard_normal((len(actors), 3 * 4, 5)).astype(np.float32)   # L 3, D 4, G 5
+    y = np.arange(len(actors)) % 8
+    model, ckpt = transfer.fit("whisper_asp", p, x, y, actors, np.flatnonzero(actors <= 4), 0,
+                               {"n_states": 3})
+    assert model.n_layers == 3 and ckpt["normalisation"]["mean"].shape == (12,)
+    rows = np.flatnonzero(actors > 4)
+    out = transfer.scores(model, ckpt, x, y, actors, rows, list(transfer.EMOTION_NAMES), [0],
+                          rng, {c: x + 0.1 for conditions in transfer.CHANGED.values()
+                                for c in conditions})
+    assert all(0 <= out[c] <= 1 for c in transfer.COLUMNS if c not in ("gender", "intensity"))
