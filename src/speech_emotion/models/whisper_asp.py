@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..params import WhisperASPConfig
+from .whisper_mlp import classifier, layer_indices
 
 
 class WhisperASP(nn.Module):
@@ -39,23 +40,15 @@ class WhisperASP(nn.Module):
             raise ValueError(f"whisper_asp: {n_features} input features are not {n_layers} "
                              "layers of equal width")
         self.n_layers, dim = n_layers, n_features // n_layers
-        layers = list(range(n_layers)) if config.layers == "all" else list(config.layers)
-        if any(not -n_layers <= i < n_layers for i in layers):
-            raise ValueError(f"whisper_asp.layers {config.layers}: the encoder has "
-                             f"{n_layers} hidden states (0..{n_layers - 1}, or -1 for the last)")
-        self.register_buffer("layers", torch.tensor([i % n_layers for i in layers]),
+        self.register_buffer("layers", layer_indices("whisper_asp", config.layers, n_layers),
                              persistent=False)
-        self.layer_weights = nn.Parameter(torch.zeros(len(layers)))   # softmax: uniform at start
+        self.layer_weights = nn.Parameter(torch.zeros(len(self.layers)))  # softmax: uniform
         self.attention = nn.Sequential(nn.Conv1d(dim, config.attention, 1), nn.Tanh(),
                                        nn.Conv1d(config.attention, 1, 1))
         self.statistics = list(config.statistics)
         width = dim * len(self.statistics)
-        self.mlp = nn.Sequential(
-            *((nn.BatchNorm1d(width),) if config.pooled_norm else ()),
-            nn.Dropout(config.dropout),
-            *((nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-               nn.Linear(config.hidden, n_classes)) if config.hidden
-              else (nn.Linear(width, n_classes),)))
+        self.mlp = nn.Sequential(*((nn.BatchNorm1d(width),) if config.pooled_norm else ()),
+                                 *classifier(width, config.hidden, config.dropout, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:            # (B, L*D, G)
         b, _, g = x.shape

@@ -26,6 +26,24 @@ from torch import nn
 from ..params import WhisperMLPConfig
 
 
+def layer_indices(name: str, layers: str | list[int], n_layers: int) -> torch.Tensor:
+    """The hidden states a head weighs (`<name>.layers`): every one under `all`, else the
+    given indices, -1 the last; ValueError when one is not among the encoder's `n_layers`."""
+    chosen = list(range(n_layers)) if layers == "all" else list(layers)
+    if any(not -n_layers <= i < n_layers for i in chosen):
+        raise ValueError(f"{name}.layers {layers}: the encoder has {n_layers} hidden states "
+                         f"(0..{n_layers - 1}, or -1 for the last)")
+    return torch.tensor([i % n_layers for i in chosen])
+
+
+def classifier(width: int, hidden: int, dropout: float, n_classes: int) -> list[nn.Module]:
+    """A head's classifier over its pooled input (B, width): dropout, Linear(width, hidden),
+    ReLU, dropout, Linear(hidden, C); `hidden: 0`, dropout and Linear(width, C)."""
+    return [nn.Dropout(dropout),
+            *((nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
+               nn.Linear(hidden, n_classes)) if hidden else (nn.Linear(width, n_classes),))]
+
+
 class WhisperMLP(nn.Module):
     time_axis = False
 
@@ -36,26 +54,18 @@ class WhisperMLP(nn.Module):
             raise ValueError(f"whisper_mlp: {n_features} input features; expected the mean "
                              "and std of each encoder dimension (an even number)")
         dim = n_features // 2
-        layers = list(range(n_layers)) if config.layers == "all" else list(config.layers)
-        if any(not -n_layers <= i < n_layers for i in layers):
-            raise ValueError(f"whisper_mlp.layers {config.layers}: the encoder has "
-                             f"{n_layers} hidden states (0..{n_layers - 1}, or -1 for the last)")
-        self.register_buffer("layers", torch.tensor([i % n_layers for i in layers]),
+        self.register_buffer("layers", layer_indices("whisper_mlp", config.layers, n_layers),
                              persistent=False)
         stats = {"mean": slice(0, dim), "std": slice(dim, 2 * dim)}
         self.register_buffer("features", torch.cat([torch.arange(n_features)[stats[s]]
                                                     for s in config.statistics]),
                              persistent=False)
         # softmax: uniform at start; under layer_weighting: mean, never trained
-        self.layer_weights = nn.Parameter(torch.zeros(len(layers)),
+        self.layer_weights = nn.Parameter(torch.zeros(len(self.layers)),
                                           requires_grad=config.layer_weighting == "learnt")
         self.layer_dropout = config.layer_dropout
-        width = len(self.features)
-        self.mlp = nn.Sequential(
-            nn.Dropout(config.dropout),
-            *((nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-               nn.Linear(config.hidden, n_classes)) if config.hidden
-              else (nn.Linear(width, n_classes),)))
+        self.mlp = nn.Sequential(*classifier(len(self.features), config.hidden, config.dropout,
+                                             n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:           # (B, 2D, L)
         x = x[:, self.features][..., self.layers]                  # (B, S*D, L')
