@@ -36,9 +36,9 @@ def test_logits_shape_for_any_clip_length(configs, name, frames, deltas):
 def test_build_accepts_the_checkpoint_dict_form(configs, name):
     config = dataclasses.asdict(configs[name])
     torch.manual_seed(0)
-    a = models.build(name, configs[name], 40, 8, n_frames=7)   # a head: 7 encoder layers
+    a = models.build(name, configs[name], 42, 8, n_frames=7, n_states=7)  # a head: 7 layers
     torch.manual_seed(0)
-    b = models.build(name, config, 40, 8, n_frames=7)
+    b = models.build(name, config, 42, 8, n_frames=7, n_states=7)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
     assert models.count_parameters(a) > 1000
