@@ -99,8 +99,8 @@ class CellModels:
     def grid(self) -> int:
         """A frame head's grid (encode.grid: its input is the frames on it); 0 otherwise."""
         from .params import GRID_HEADS
-        return int(self.encode_attrs["grid"]) if self.checkpoints[0]["model"] in GRID_HEADS \
-            else 0
+        frame_head = bool(self.checkpoints) and self.checkpoints[0]["model"] in GRID_HEADS
+        return int(self.encode_attrs["grid"]) if frame_head else 0
 
     @property
     def folds(self) -> list[int]:
