@@ -135,7 +135,7 @@ def test_ctrl_c_during_encode_with_two_workers_is_one_line(tmp_path):
         import numpy as np
         from speech_emotion import encoded, params, stage
 
-        def slow(path, encoder, keep_frames, changes=()):
+        def slow(path, encoder, keep_frames, changes=(), grid=0):
             time.sleep(0.2)
             return encoded.Encoding(np.zeros((2, 2, 8), np.float32), None)
 
