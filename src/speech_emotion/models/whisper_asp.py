@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..params import WhisperASPConfig
-from .whisper_mlp import classifier, layer_indices
+from .heads import classifier, layer_indices
 
 
 class WhisperASP(nn.Module):
