@@ -138,6 +138,17 @@ def cached_encoded(table: pd.DataFrame, raw: Path, p: params.Params, cache: Path
     return encoded.read(cached("encoded", settings, table, cache, workdir, make), grid=grid)
 
 
+def load_corpus(data: Path, workdir: Path) -> tuple[Path, pd.DataFrame]:
+    """The corpus at `data` copied into `workdir/raw` as the download stage would, and its
+    data.csv table."""
+    raw = workdir / "raw"
+    copy_corpus(data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
+    table = labels.build_table(raw, progress=True)
+    print(f"{len(table)} utterances, actors {sorted(int(a) for a in table['actor'].unique())}",
+          file=sys.stderr)
+    return raw, table
+
+
 def input_kind(system: str) -> str:
     """Which inputs a neural system trains on: features, encoded (pooled) or grid."""
     return ("grid" if system in params.GRID_HEADS else "encoded" if system in params.HEAD_MODELS
@@ -199,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        raw = workdir / "raw"
-        copy_corpus(args.data, raw, log=lambda *a, **k: print(*a, file=sys.stderr))
-        table = labels.build_table(raw, progress=True)
-        print(f"{len(table)} utterances, actors {sorted(int(a) for a in table['actor'].unique())}",
-              file=sys.stderr)
+        raw, table = load_corpus(args.data, workdir)
         inputs = {}           # the log-mel features and the encoder's output, when used
         for kind, read in READERS.items():
             if any(s in NEURAL and input_kind(s) == kind for s in args.systems):

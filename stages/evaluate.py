@@ -1,12 +1,13 @@
 """evaluate@<model>-<subset> (and evaluate_head@<head>-<subset>) stage: score
 models/<model>-<subset>/fold<k>.pt on each fold's test actors -> metrics/<model>-<subset>.json,
-plots/confusion/<model>-<subset>.json."""
+plots/confusion/<model>-<subset>.json, data/predictions/<model>-<subset>.csv (each test
+utterance's class probabilities: what fuse@ averages)."""
 
 import argparse
 
-from speech_emotion import atomic, inputs, labels, machine, params, stage
+from speech_emotion import atomic, fusion, inputs, labels, machine, params, stage
 from speech_emotion.evaluate import evaluate_cell
-from speech_emotion.paths import DATA_CSV, confusion_file, metrics_file, model_dir
+from speech_emotion.paths import DATA_CSV, confusion_file, metrics_file, model_dir, predictions_file
 
 
 def main() -> None:
@@ -22,6 +23,7 @@ def main() -> None:
     atomic.write_json(metrics_file(args.model, args.subset),
                       {**result.metrics, "machine": machine.describe()})
     atomic.write_json(confusion_file(args.model, args.subset), result.confusion)
+    fusion.write_predictions(predictions_file(args.model, args.subset), result.predictions)
     m = result.metrics
     print(f"{args.model}-{args.subset}: UA {m['ua']:.4f} WA {m['wa']:.4f} "
           f"macro-F1 {m['macro_f1']:.4f} over {m['n_folds']} fold(s), "

@@ -4,12 +4,13 @@
 left out of the table."""
 
 from speech_emotion import atomic, params, report, stage
-from speech_emotion.paths import EXTERNAL_METRICS, METRICS, RESULTS, cell
+from speech_emotion.paths import EXTERNAL_METRICS, METRICS, RESULTS, cell, fused
 
 
 def main() -> None:
     p = params.load()
-    cells = ([cell(m, s) for m in p.cells.models + p.cells.heads for s in p.cells.subsets]
+    classifiers = p.cells.models + p.cells.heads + [fused(*f) for f in p.cells.fusions()]
+    cells = ([cell(m, s) for m in classifiers for s in p.cells.subsets]
              + [cell(v, s) for v in p.cells.variants for s in p.cells.variant_subsets])
     rows = report.read_rows(METRICS, cells)
     text = "# Results\n\n" + report.markdown(rows, report.read_external(EXTERNAL_METRICS, cells))

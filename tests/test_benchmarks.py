@@ -251,3 +251,46 @@ def test_transfer_fits_a_frame_head_and_scores_its_changed_inputs():
                           rng, {c: x + 0.1 for conditions in transfer.CHANGED.values()
                                 for c in conditions})
     assert all(0 <= out[c] <= 1 for c in transfer.COLUMNS if c not in ("gender", "intensity"))
+
+
+def test_fusion_chooses_each_folds_weight_on_validation_actors(tmp_path, capsys):
+    """benchmarks/fusion.py on two kept cells trained under train.monitor: ua: a weight per
+    fold from the candidates, the validation and test UA of every candidate, and at head
+    weight 1 the head's own test UA (the rows line up); members trained under monitor: none
+    (nothing held out) get the fixed weight instead."""
+    import fusion as fusion_benchmark
+
+    corpus, kept, cache = (tmp_path / name for name in ("corpus", "kept", "cache"))
+    from speech_emotion.sources import synthetic
+
+    synthetic.generate(corpus, actors=4, seed=0, progress=False)
+    tiny = {"train.epochs": "2", "cnn.channels": "[4,8]", "train.channels_last": "false",
+            "train.monitor": "ua"}
+    sets = [arg for key, value in tiny.items() for arg in ("-S", f"{key}={value}")]
+    common = ["--data", str(corpus), "--systems", "cnn", "--subsets", "strong", "--folds", "1",
+              "--keep-models", str(kept), "--features-cache", str(cache)]
+    head_out = tmp_path / "head.json"
+    assert accuracy.main([*common, *sets, "--out", str(head_out)]) == 0
+    assert accuracy.main([*common, *sets, "-S", "cnn.channels=[2,4]", "--tag", "small"]) == 0
+    head, model = kept / "cnn" / "seed0" / "cnn-strong", kept / "cnn+small" / "seed0" / "cnn-strong"
+    out = tmp_path / "fused.json"
+    assert fusion_benchmark.main(["--data", str(corpus), "--head", str(head), "--model",
+                                  str(model), "--folds", "1", "--weights", "0", "0.5", "1",
+                                  "--features-cache", str(cache), "--out", str(out),
+                                  *sets[:6]]) == 0
+    saved = json.loads(out.read_text())["cnn+cnn/strong/seed0"]
+    assert saved["head_weight"]["1"] in (0.0, 0.5, 1.0)
+    assert set(saved["weights_validation_ua"]) == {"0", "0.5", "1"}
+    assert saved["weights_test_ua"]["1"] == json.loads(head_out.read_text())[
+        "cnn/strong/seed0"]["ua"]
+    assert saved["protocol"] == "utterance-only" and "validation_ua" in saved
+    assert "| 0.5 |" in capsys.readouterr().out
+    # monitor: none (the validation actors trained them): the fixed weight, no choice
+    assert accuracy.main([*common, *sets[:6], "--tag", "none"]) == 0
+    none = kept / "cnn+none" / "seed0" / "cnn-strong"
+    assert fusion_benchmark.main(["--data", str(corpus), "--head", str(none), "--model",
+                                  str(none), "--folds", "1", "--head-weight", "0.3",
+                                  "--features-cache", str(cache), "--out", str(out),
+                                  *sets[:6]]) == 0
+    saved = json.loads(out.read_text())["cnn+cnn/strong/seed0"]
+    assert saved["head_weight"] == 0.3 and "validation_ua" not in saved

@@ -120,3 +120,31 @@ def test_an_oracle_scores_one_so_rows_and_labels_line_up(tmp_path, setup, monkey
     m = result.metrics
     assert m["ua"] == m["wa"] == m["macro_f1"] == 1.0 and m["ua_sd"] == 0.0
     assert all(r["actual"] == r["predicted"] for r in result.confusion)
+
+
+def test_probabilities_per_class_and_the_validation_side(tmp_path, setup):
+    """Each row carries one probability per class (summing to one, its argmax the
+    prediction); the validation side scores only the held-out validation actors, and only
+    of a model that held them out (train.monitor: ua | loss)."""
+    feature_params, table, store = setup
+    run = run_params(feature_params, [1, 2])
+    folds = from_split(table["actor"], run.split, log=lambda *a, **k: None)
+    model_dir = save_random_cell(tmp_path / "cnn-all", feature_params, folds)
+    labels = list(load(model_dir / "fold1.pt")["labels"])
+    test, protocol = evaluate.cell_probabilities(model_dir, "all", table, store, run,
+                                                 progress=False)
+    assert protocol == "utterance-only"
+    np.testing.assert_allclose(test[labels].sum(axis=1), 1.0, atol=1e-5)
+    assert list(test["predicted"]) == [labels[i] for i in test[labels].to_numpy().argmax(1)]
+    with pytest.raises(EvaluateError, match="train.monitor: none"):   # no monitor recorded
+        evaluate.cell_probabilities(model_dir, "all", table, store, run, side="validation",
+                                    progress=False)
+    for fold in folds:
+        path = model_dir / f"fold{fold.number}.pt"
+        save(path, {**load(path), "monitor": "ua"})
+    held, _ = evaluate.cell_probabilities(model_dir, "all", table, store, run,
+                                          side="validation", progress=False)
+    for fold in folds:
+        assert set(held.loc[held["fold"] == fold.number, "actor"]) == set(fold.validation_actors)
+    with pytest.raises(ValueError, match="side 'train'"):
+        evaluate.cell_probabilities(model_dir, "all", table, store, run, side="train")

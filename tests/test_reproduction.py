@@ -68,7 +68,9 @@ MUST_MATCH = ("data/raw/ravdess", "data/interim/data.csv", "data/processed/featu
               "models/whisper_asp-all", "metrics/whisper_asp-all.json",
               "models/cnn-all", "models/cnn_transformer-all", "models/logmel_stats-all",
               "metrics/cnn-all.json", "metrics/cnn_transformer-all.json",
-              "metrics/logmel_stats-all.json", "reports/figures", "reports/summary.json",
+              "metrics/logmel_stats-all.json", "metrics/whisper_asp+cnn-all.json",
+              "data/predictions/whisper_asp+cnn-all.csv", "data/predictions/cnn-all.csv",
+              "reports/figures", "reports/summary.json",
               "reports/results.md")
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
@@ -169,10 +171,11 @@ def test_one_models_param_reruns_only_its_cells(runs):
     status = json.loads(dvc(project, "status", "--json"))
     assert status == {"train@cnn-all": [{"changed deps": {"params.yaml": {"cnn": "modified"}}}]}
     ran = stages_run(dvc(project, "repro"))
-    # evaluate follows its model; external follows models/ (a no-op without corpora);
-    # report follows metrics/ (when the figures moved)
+    # evaluate follows its model, the fusion its predictions; external follows models/ (a
+    # no-op without corpora); report follows metrics/ (when the figures moved)
     assert {"train@cnn-all", "evaluate@cnn-all"} <= ran <= \
-        {"train@cnn-all", "evaluate@cnn-all", "external", "report"}, ran
+        {"train@cnn-all", "evaluate@cnn-all", "fuse@whisper_asp-cnn-all", "external",
+         "report"}, ran
     assert {p.name: p.read_bytes()
             for p in (project / "models/cnn_transformer-all").iterdir()} == other
 

@@ -41,8 +41,8 @@ class CellScores:
 
     metrics: dict[str, Any]            # the metrics JSON
     confusion: list[dict[str, str]]    # one {actual, predicted} record per test utterance
-    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS (+ path), one row per
-                                       # test utterance
+    predictions: pd.DataFrame          # metrics.PREDICTION_COLUMNS, path and each class's
+                                       # probability, one row per test utterance
 
 
 def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset: str,
@@ -71,13 +71,19 @@ def check_checkpoint(checkpoint: dict[str, Any], path: Path, fold: Fold, subset:
                             + "; ".join(problems) + ". Re-run its train stage.")
 
 
-def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
-                  feature_set: FeatureSet, params: Params, progress: bool = True,
-                  log=print) -> CellScores:
-    """Score every fold model of `model_dir` on its fold's test actors only."""
+def cell_probabilities(model_dir: str | Path, subset: str, table: pd.DataFrame,
+                       feature_set: FeatureSet, params: Params, side: str = "test",
+                       progress: bool = True, log=print) -> tuple[pd.DataFrame, str]:
+    """Every fold model of `model_dir` scored on its fold's `side` actors ("test", or
+    "validation": held out under `train.monitor: ua | loss`, where a setting such as a
+    fusion weight is chosen). One row per utterance: `PREDICTION_COLUMNS` (`predicted`, the
+    most probable class), `path`, and one column of probability per class, named by the
+    class, in the checkpoint's class order. Also returns the protocol (`metrics.PROTOCOLS`)."""
     from .checkpoint import load_model, path_for
     from .inference import predict_proba
 
+    if side not in ("test", "validation"):
+        raise ValueError(f"side {side!r}: test | validation")
     model_dir = Path(model_dir)
     inputs.check(feature_set.attrs, params)           # features.h5 or encoded.h5
     table = subset_table(table, subset)
@@ -90,26 +96,37 @@ def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
                                 f"of {model_dir.name}")
         model, checkpoint = load_model(path)
         check_checkpoint(checkpoint, path, fold, subset, feature_set.attrs)
-        test = table.iloc[split_rows(table, fold).test]                # the test actors only
-        assert set(test["actor"]) <= set(fold.test_actors)
-        features = feature_set.features[feature_set.rows(test["path"])]  # (n, F, T)
-        # under train.speaker_norm, each test actor is standardised by the statistics of its
-        # own test utterances (unlabelled audio: speaker-adaptive), never the labels
+        scored = table.iloc[getattr(split_rows(table, fold), side)]   # never a training actor
+        assert set(scored["actor"]) <= set(getattr(fold, f"{side}_actors"))
+        if side == "validation" and checkpoint.get("monitor", "none") == "none":
+            raise EvaluateError(f"{path}: trained under train.monitor: none, so its validation "
+                                "actors trained it; scoring them would not hold anything out")
+        features = feature_set.features[feature_set.rows(scored["path"])]  # (n, F, T)
+        # under train.speaker_norm, each scored actor is standardised by the statistics of its
+        # own utterances (unlabelled audio: speaker-adaptive), never the labels
         probabilities = np.asarray(predict_proba(model, checkpoint, features,
                                                  shifts=params.evaluate.shifts,
-                                                 speakers=test["actor"].to_numpy()))  # (n, C)
+                                                 speakers=scored["actor"].to_numpy()))  # (n, C)
         adaptive.add("speaker" in checkpoint["normalisation"])
         labels = list(checkpoint["labels"])
         parts.append(pd.DataFrame({
             "fold": fold.number,
-            "actor": test["actor"].to_numpy(),
-            "intensity_name": test["intensity_name"].to_numpy(),
-            "actual": test["emotion_name"].to_numpy(),
+            "actor": scored["actor"].to_numpy(),
+            "intensity_name": scored["intensity_name"].to_numpy(),
+            "actual": scored["emotion_name"].to_numpy(),
             "predicted": [labels[i] for i in probabilities.argmax(axis=1)],
-            "path": test["path"].to_numpy(),
+            "path": scored["path"].to_numpy(),
+            **{label: probabilities[:, i] for i, label in enumerate(labels)},
         }))
-    predictions = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True), PROTOCOLS[adaptive == {True}]
+
+
+def evaluate_cell(model_dir: str | Path, subset: str, table: pd.DataFrame,
+                  feature_set: FeatureSet, params: Params, progress: bool = True,
+                  log=print) -> CellScores:
+    """Score every fold model of `model_dir` on its fold's test actors only."""
+    predictions, protocol = cell_probabilities(model_dir, subset, table, feature_set, params,
+                                               "test", progress, log)
     scores = metrics.summarise(predictions, SUBSETS[subset], subset)
-    scores["protocol"] = PROTOCOLS[adaptive == {True}]
-    return CellScores(scores,
-                      metrics.confusion_records(predictions), predictions)
+    scores["protocol"] = protocol
+    return CellScores(scores, metrics.confusion_records(predictions), predictions)

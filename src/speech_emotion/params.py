@@ -318,6 +318,8 @@ class CellsParams(Section):
     heads: list[str]             # heads over the pretrained encoder (train_head@ / evaluate_head@)
     variants: list[Literal["logmel_stats", "beta_vae", "fhvae", "ss_fhvae"]]  # represent@ / probe@
     variant_subsets: list[str]   # intensity subsets of the representations
+    fused_heads: list[str]       # fuse@<head>+<model>-<subset>: each of these heads (of
+    fused_models: list[str]      # `heads`) with each of these log-mel models (of `models`)
 
     def __post_init__(self):
         for key, values, known in (("models", self.models, FEATURE_MODELS),
@@ -327,6 +329,21 @@ class CellsParams(Section):
             unknown = [v for v in values if v not in known]
             if unknown:
                 raise FieldError(key, values, f"unknown {unknown}; known: {list(known)}")
+        for key, values, cells in (("fused_heads", self.fused_heads, "heads"),
+                                   ("fused_models", self.fused_models, "models")):
+            absent = [v for v in values if v not in getattr(self, cells)]
+            if absent:
+                raise FieldError(key, values, f"{absent} not among cells.{cells} "
+                                 f"{getattr(self, cells)}: a fusion needs both members' cells "
+                                 f"(fused_heads and fused_models [] for no fusion)")
+        if bool(self.fused_heads) != bool(self.fused_models):
+            raise FieldError("fused_heads", self.fused_heads, "a fusion needs a head and a "
+                             f"log-mel model (fused_models: {self.fused_models}); [] for "
+                             "both: none")
+
+    def fusions(self) -> list[tuple[str, str]]:
+        """The (head, model) pairs of the fuse@ matrix."""
+        return [(h, m) for h in self.fused_heads for m in self.fused_models]
 
 
 # ---------------------------------------------------------------- the classifiers' sections
@@ -672,6 +689,14 @@ class EvaluateParams(Section):
                              "test-time augmentation)")
 
 
+@dataclass(frozen=True)
+class FusionParams(Section):
+    head_weight: float           # fuse@: p = head_weight * p_head + (1 - head_weight) * p_model
+
+    def __post_init__(self):
+        _probability(self, "head_weight")
+
+
 # ---------------------------------------------------------------- external corpora
 @dataclass(frozen=True)
 class CorpusParams(Section):
@@ -742,6 +767,7 @@ SECTIONS: dict[str, type] = {
     "probe": ProbeParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "fusion": FusionParams,
     "external": ExternalParams,
     **MODEL_CONFIGS,
 }

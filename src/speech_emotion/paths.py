@@ -21,6 +21,7 @@ MODELS = Path("models")
 METRICS = Path("metrics")
 TRAIN_LOGS = Path("logs/train")
 CONFUSION = Path("plots/confusion")
+PREDICTIONS = Path("data/predictions")      # evaluate: <cell>.csv, class probabilities
 RECONSTRUCTIONS = Path("plots/reconstructions")
 LATENT_PLOTS = Path("plots/latents")
 EXTERNAL_METRICS = METRICS / "external"     # external: <corpus>/<model>-<subset>.json
@@ -35,6 +36,15 @@ def intensity_csv(intensity: str) -> Path:
 def cell(model: str, subset: str) -> str:
     """The key of a matrix cell: `cnn-all`, `cnn_transformer-strong`, `fhvae-normal`."""
     return f"{model}-{subset}"
+
+
+def fused(head: str, model: str) -> str:
+    """The model name of a fusion cell: `whisper_asp+cnn` (its cell `whisper_asp+cnn-all`)."""
+    return f"{head}+{model}"
+
+
+def predictions_file(model: str, subset: str) -> Path:
+    return PREDICTIONS / f"{cell(model, subset)}.csv"
 
 
 def model_dir(model: str, subset: str) -> Path:

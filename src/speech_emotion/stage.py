@@ -41,7 +41,8 @@ OUTPUT_FOLDERS = tuple(dict.fromkeys(
     [paths.RAW.parent, paths.DATA_CSV.parent, paths.FEATURES.parent, paths.ENCODED.parent,
      paths.FIGURES.parent, paths.SUMMARY.parent, paths.RESULTS.parent, paths.MODELS,
      paths.METRICS, paths.TRAIN_LOGS, paths.CONFUSION, paths.RECONSTRUCTIONS,
-     paths.LATENT_PLOTS, paths.EXTERNAL_METRICS.parent, paths.EXTERNAL_PLOTS.parent]))
+     paths.LATENT_PLOTS, paths.EXTERNAL_METRICS.parent, paths.EXTERNAL_PLOTS.parent,
+     paths.PREDICTIONS]))
 # Shells that DVC may run a stage's command with (`$SHELL -c <cmd>`); bash replaces itself
 # with the command, dash does not, and stays between DVC and the stage.
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "busybox", "fish"})
