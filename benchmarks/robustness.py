@@ -68,12 +68,33 @@ def conditions(params, kinds: str = "recordings") -> dict[str, waveforms.Change]
 
 def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
                limit: int | None, log=print, actors: str = "test",
-               normalise: str = "training", kinds: str = "recordings") -> dict[str, float]:
+               normalise: str = "training", kinds: str = "recordings",
+               fuse: Path | None = None, head_weight: float = 0.5) -> dict[str, float]:
     """UA of one fold model on its own test actors (or, `actors="validation"`, its fold's
     validation actors: where a recipe is chosen), per condition. `normalise="speaker"`:
     each actor's features are normalised with that actor's own per-bin statistics (of the
     changed recordings, as a deployed model could take them from a speaker's unlabelled
-    recordings) instead of the training actors'."""
+    recordings) instead of the training actors'. `fuse`: the same fold of a log-mel model,
+    scored alike; the class probabilities are `head_weight` x this model's plus the rest x
+    its (speech_emotion.fusion)."""
+    args = (table, raw, shifts, seed, limit, log, actors, normalise, kinds)
+    rows, labels, proba = fold_probabilities(checkpoint_path, *args)
+    if fuse is not None:
+        other_rows, other_labels, other = fold_probabilities(fuse, *args)
+        if list(other_rows["path"]) != list(rows["path"]) or other_labels != labels:
+            raise SystemExit(f"{fuse}: not the same fold, subset and classes as "
+                             f"{checkpoint_path}")
+        proba = {name: head_weight * p + (1 - head_weight) * other[name]
+                 for name, p in proba.items()}
+    return {name: metrics.figures(rows["emotion_name"], [labels[k] for k in p.argmax(axis=1)])
+            ["ua"] for name, p in proba.items()}
+
+
+def fold_probabilities(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
+                       limit: int | None, log=print, actors: str = "test",
+                       normalise: str = "training", kinds: str = "recordings"):
+    """`score_fold`'s rows, the model's classes and the class probabilities (n, C) of its
+    rows under each condition."""
     model, checkpoint = load_model(checkpoint_path)
     model.eval()
     record = checkpoint["fold"]
@@ -99,7 +120,7 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
         encoder = predict.head_encoder(checkpoint["feature_params"])
     else:
         extractor = features.Extractor(params)
-    ua = {}
+    out = {}
     for name, change in conditions(params, kinds).items():
         changed = [torch.from_numpy(change(wave, params.sample_rate,
                                            np.random.default_rng([seed, int(record["number"]), i])))
@@ -130,10 +151,8 @@ def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed:
             proba = predict_proba(model, checkpoint, feats.numpy(), shifts=shifts,
                                   speakers=actor)                               # (W, C)
         # an utterance's windows averaged, as predict does
-        proba = np.stack([proba[owner == i].mean(axis=0) for i in range(len(rows))])
-        predicted = [checkpoint["labels"][k] for k in proba.argmax(axis=1)]
-        ua[name] = metrics.figures(rows["emotion_name"], predicted)["ua"]
-    return ua
+        out[name] = np.stack([proba[owner == i].mean(axis=0) for i in range(len(rows))])
+    return rows, list(checkpoint["labels"]), out
 
 
 def table(per_fold: dict[int, dict[str, float]]) -> str:
@@ -200,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conditions", choices=["recordings", "voices", "all"],
                     default="recordings", help="recordings: level, noise, channel; voices: "
                     "speed (pitch, formants, tempo), a room, a codec; all: both")
+    ap.add_argument("--fuse", type=Path, metavar="MODEL_DIR",
+                    help="score the late fusion of the model (a head) with this log-mel "
+                         "model's folder of the same folds and subset")
+    ap.add_argument("--head-weight", type=float, default=0.5,
+                    help="with --fuse: the head's share of the class probabilities")
     ap.add_argument("--out", type=Path, help="also write the per-fold UA here as JSON")
     args = ap.parse_args(argv)
     if args.table:
@@ -225,13 +249,16 @@ def main(argv: list[str] | None = None) -> int:
             number = int(path.stem.removeprefix("fold"))
             per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
                                           actors=args.actors, normalise=args.normalise,
-                                          kinds=args.conditions)
+                                          kinds=args.conditions,
+                                          fuse=args.fuse and args.fuse / path.name,
+                                          head_weight=args.head_weight)
     print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
           f"only")
     print(table(per_fold))
     if args.out:
         atomic.write_text(args.out, json.dumps(
             {"model": str(args.model), "actors": args.actors, "shifts": args.shifts,
+             **({"fuse": str(args.fuse), "head_weight": args.head_weight} if args.fuse else {}),
              "normalise": args.normalise, "conditions": args.conditions,
              "protocol": protocol(args.model, args.normalise),
              "ua": {str(k): {c: round(v, 4) for c, v in ua.items()}

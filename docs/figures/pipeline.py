@@ -35,7 +35,8 @@ NODES = {
     "probe": (1.5, 1.0, "probe@<variant>-<subset>", "metrics/, plots/latents/"),
     "evaluate_head": (2.5, 1.0, "evaluate_head@<head>-<subset>", "metrics/, plots/confusion/"),
     "external": (3.5, 1.0, "external", "metrics/external/"),
-    "report": (1.5, 0.0, "report", "reports/results.md"),
+    "fuse": (0.9, 0.0, "fuse@<head>-<model>-<subset>", "metrics/, plots/confusion/"),
+    "report": (1.5, -1.0, "report", "reports/results.md"),
 }
 EDGES = [
     ("download", "labels"),
@@ -50,13 +51,14 @@ EDGES = [
     ("represent", "probe"),
     ("train_head", "evaluate_head"),
     ("train_head", "external"),
-    ("evaluate", "report"),
+    ("evaluate", "fuse"),
+    ("evaluate_head", "fuse"),
+    ("fuse", "report"),
     ("probe", "report"),
-    ("evaluate_head", "report"),
     ("external", "report"),
 ]
 MATRIX = {"train", "represent", "evaluate", "probe", "train_head",
-          "evaluate_head"}                               # one box stands for many cells
+          "evaluate_head", "fuse"}                               # one box stands for many cells
 X_STEP, Y_STEP = 2.85, 0.95                            # inches between box centres
 BOX_W, BOX_H = 2.55, 0.6
 
