@@ -69,25 +69,34 @@ def conditions(params, kinds: str = "recordings") -> dict[str, waveforms.Change]
 def score_fold(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
                limit: int | None, log=print, actors: str = "test",
                normalise: str = "training", kinds: str = "recordings",
-               fuse: Path | None = None, head_weight: float = 0.5) -> dict[str, float]:
+               fuse: Path | None = None, head_weight: float = 0.5,
+               members: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
     """UA of one fold model on its own test actors (or, `actors="validation"`, its fold's
     validation actors: where a recipe is chosen), per condition. `normalise="speaker"`:
     each actor's features are normalised with that actor's own per-bin statistics (of the
     changed recordings, as a deployed model could take them from a speaker's unlabelled
     recordings) instead of the training actors'. `fuse`: the same fold of a log-mel model,
     scored alike; the class probabilities are `head_weight` x this model's plus the rest x
-    its (speech_emotion.fusion)."""
+    its (speech_emotion.fusion); `members`, when given, receives each member's own UA per
+    condition (`head`, `model`), scored on the same changed utterances."""
     args = (table, raw, shifts, seed, limit, log, actors, normalise, kinds)
     rows, labels, proba = fold_probabilities(checkpoint_path, *args)
+
+    def ua(probabilities: dict[str, np.ndarray]) -> dict[str, float]:
+        return {name: metrics.figures(rows["emotion_name"],
+                                      [labels[k] for k in p.argmax(axis=1)])["ua"]
+                for name, p in probabilities.items()}
+
     if fuse is not None:
         other_rows, other_labels, other = fold_probabilities(fuse, *args)
         if list(other_rows["path"]) != list(rows["path"]) or other_labels != labels:
             raise SystemExit(f"{fuse}: not the same fold, subset and classes as "
                              f"{checkpoint_path}")
+        if members is not None:
+            members.update(head=ua(proba), model=ua(other))
         proba = {name: head_weight * p + (1 - head_weight) * other[name]
                  for name, p in proba.items()}
-    return {name: metrics.figures(rows["emotion_name"], [labels[k] for k in p.argmax(axis=1)])
-            ["ua"] for name, p in proba.items()}
+    return ua(proba)
 
 
 def fold_probabilities(checkpoint_path: Path, table, raw: Path, shifts: list[int], seed: int,
@@ -244,21 +253,26 @@ def main(argv: list[str] | None = None) -> int:
             data = labels.build_table(raw, progress=True)
         else:
             data = labels.read_table(args.data or paths.DATA_CSV)
-        per_fold = {}
+        per_fold, alone = {}, {}       # alone: with --fuse, each member's own UA per fold
         for path in checkpoints:
             number = int(path.stem.removeprefix("fold"))
+            alone[number] = {}
             per_fold[number] = score_fold(path, data, raw, args.shifts, args.seed, args.limit,
                                           actors=args.actors, normalise=args.normalise,
                                           kinds=args.conditions,
                                           fuse=args.fuse and args.fuse / path.name,
-                                          head_weight=args.head_weight)
+                                          head_weight=args.head_weight,
+                                          members=alone[number])
     print(f"{args.model}: UA per condition, each fold model on its own {args.actors} actors "
           f"only")
     print(table(per_fold))
     if args.out:
         atomic.write_text(args.out, json.dumps(
             {"model": str(args.model), "actors": args.actors, "shifts": args.shifts,
-             **({"fuse": str(args.fuse), "head_weight": args.head_weight} if args.fuse else {}),
+             **({"fuse": str(args.fuse), "head_weight": args.head_weight,
+                 "members_ua": {str(k): {member: {c: round(v, 4) for c, v in ua.items()}
+                                         for member, ua in by.items()}
+                                for k, by in sorted(alone.items())}} if args.fuse else {}),
              "normalise": args.normalise, "conditions": args.conditions,
              "protocol": protocol(args.model, args.normalise),
              "ua": {str(k): {c: round(v, 4) for c, v in ua.items()}

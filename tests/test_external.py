@@ -245,7 +245,6 @@ def run_stage(project, monkeypatch, corpora, capsys):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["cells"]["models"], raw["cells"]["subsets"] = ["cnn"], ["all", "strong"]
     raw["cells"]["heads"] = []          # no encoder here: the cells are the cnn's
-    raw["cells"]["fused_heads"], raw["cells"]["fused_models"] = [], []
     raw["evaluate"]["shifts"] = [0]
     raw["external"]["corpora"] = corpora
     (project / "params.yaml").write_text(yaml.safe_dump(raw))

@@ -101,15 +101,16 @@ def test_predictions_round_trip_and_bad_files_name_themselves(tmp_path):
 def test_params_refuse_a_fusion_of_cells_that_do_not_run(tmp_path):
     from random_models import REPO
 
+    fused = {"cells.fused_heads": ["whisper_asp"], "cells.fused_models": ["cnn"]}
+    assert params.load(REPO / "params.yaml", fused).cells.fusions() == [("whisper_asp", "cnn")]
     with pytest.raises(params.ParamsError,
                        match=r"cells.fused_heads.*\['whisper_asp'\] not among cells.heads"):
-        params.load(REPO / "params.yaml", {"cells.heads": ["whisper_mlp"],
-                                           "cells.fused_heads": ["whisper_asp"]})
+        params.load(REPO / "params.yaml", {**fused, "cells.heads": ["whisper_mlp"]})
     with pytest.raises(params.ParamsError,
                        match=r"cells.fused_models.*\['cnn'\] not among cells.models"):
-        params.load(REPO / "params.yaml", {"cells.models": ["cnn_transformer"]})
+        params.load(REPO / "params.yaml", {**fused, "cells.models": ["cnn_transformer"]})
     with pytest.raises(params.ParamsError, match="a fusion needs a head and a log-mel model"):
-        params.load(REPO / "params.yaml", {"cells.fused_models": []})
+        params.load(REPO / "params.yaml", {**fused, "cells.fused_models": []})
     with pytest.raises(params.ParamsError, match="fusion.head_weight"):
         params.load(REPO / "params.yaml", {"fusion.head_weight": 1.2})
     none = params.load(REPO / "params.yaml", {"cells.fused_heads": [], "cells.fused_models": []})

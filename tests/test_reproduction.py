@@ -26,7 +26,7 @@ from test_pipeline import VENV_BIN, copy_project, dvc, write_params
 pytestmark = pytest.mark.slow
 
 # Every stage of dvc.yaml on 4 synthetic actors (fold 1 tests actor 01), both classifiers
-# (tiny, one epoch) and the Whisper head on the `all` subset, every representation.
+# (tiny, one epoch), the Whisper heads and a fusion on the `all` subset, every representation.
 TINY = {
     "data.source": "synthetic",
     "data.synthetic.actors": 4,
@@ -36,6 +36,8 @@ TINY = {
     "cells.models": ["cnn", "cnn_transformer"],
     "cells.subsets": ["all"],
     "cells.heads": ["whisper_mlp", "whisper_asp"],  # the packaged Whisper base, 240 utterances
+    "cells.fused_heads": ["whisper_asp"],           # fuse@whisper_asp-cnn-all
+    "cells.fused_models": ["cnn"],
     "encode.grid": 4,
     "train.epochs": 1,
     "train.patience": 1,

@@ -201,6 +201,8 @@ def test_fuse_averages_two_cells_per_condition(synthetic_corpus, synthetic_table
     assert run(str(model), "--fuse", str(other), "--head-weight", "1")["ua"] == alone
     fused = run(str(model), "--fuse", str(other), "--head-weight", "0")
     assert fused["ua"] == second and fused["head_weight"] == 0.0
+    assert {k: by["head"] for k, by in fused["members_ua"].items()} == alone   # beside it,
+    assert {k: by["model"] for k, by in fused["members_ua"].items()} == second  # each alone
     shifted = save_random_cell(tmp_path / "c" / "cnn-all", small_feature_params(),
                                [Fold(1, (3, 4), (1, 2), (5, 6)), Fold(2, (5, 6), (1, 2), (3, 4))])
     with pytest.raises(SystemExit, match="not the same fold"):

@@ -34,8 +34,6 @@ TINY = {
     "cells.models": ["cnn"],
     "cells.subsets": ["all"],
     "cells.heads": [],               # no encoder: the workflow is the subject here
-    "cells.fused_heads": [],
-    "cells.fused_models": [],
     "train.epochs": 1,
     "train.patience": 1,
     "train.device": "cpu",
