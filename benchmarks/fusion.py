@@ -10,6 +10,8 @@ each fold's validation actors.
     # members trained under train.monitor: none (validation actors trained them): the
     # weight is fixed, fusion.head_weight or --head-weight
     python benchmarks/fusion.py --data ../shared/ravdess --head ... --model ... --out f.json
+    # a fixed weight (a default chosen on the validation curves above) on every fold
+    python benchmarks/fusion.py ... --head-weight 0.6 --tag w0.6 --out f.json
 
 Prints, per candidate weight, the mean UA over folds on the validation actors (what a
 weight is chosen on) beside the test actors' UA (reported, never used to choose), then the
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", nargs="+", type=float, default=GRID,
                         help="candidate head weights, chosen per fold on validation actors")
     parser.add_argument("--head-weight", type=float,
-                        help="a fixed head weight (default fusion.head_weight) when the "
-                             "members held no validation actors out")
+                        help="a fixed head weight for every fold (the candidates' validation "
+                             "and test UA are still printed when validation actors were held "
+                             "out); default: each fold's choice, or fusion.head_weight when "
+                             "the members held no validation actors out")
     parser.add_argument("--seed", type=int, help="the seed of the row's key (default: the "
                                                  "seed<k> folder of --head)")
     parser.add_argument("--tag", default="", help="the row is <head>+<model>+<tag>")
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                                           scored["model"]["validation"][0], labels,
                                           args.weights)
         test = fusion.weight_scores(head_test, model_test, labels, args.weights)
-        weights = fusion.choose_weights(validation)
+        weights = (fusion.choose_weights(validation) if args.head_weight is None
+                   else {fold: args.head_weight for fold in sorted(set(validation["fold"]))})
         print(f"| {head_name} weight | validation UA | test UA |\n|---|---|---|")
         for w in args.weights:
             v = validation.loc[validation["head_weight"] == w, "ua"].mean()
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen_ua = [validation.loc[(validation["fold"] == f) & (validation["head_weight"] == w),
                                     "ua"].iloc[0] for f, w in weights.items()]
         result["validation_ua"] = round(statistics.fmean(chosen_ua), 4)
-        print(f"each fold's choice: {weights}")
+        print(f"each fold's weight: {weights}")
     else:
         weights = p.fusion.head_weight if args.head_weight is None else args.head_weight
     predictions = fusion.fuse(head_test, model_test, labels, weights)

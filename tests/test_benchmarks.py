@@ -285,6 +285,13 @@ def test_fusion_chooses_each_folds_weight_on_validation_actors(tmp_path, capsys)
         "cnn/strong/seed0"]["ua"]
     assert saved["protocol"] == "utterance-only" and "validation_ua" in saved
     assert "| 0.5 |" in capsys.readouterr().out
+    # a fixed weight on every fold (a default), the candidates still scored beside it
+    assert fusion_benchmark.main(["--data", str(corpus), "--head", str(head), "--model",
+                                  str(model), "--folds", "1", "--weights", "0", "0.5", "1",
+                                  "--head-weight", "1", "--tag", "w1", "--features-cache",
+                                  str(cache), "--out", str(out), *sets[:6]]) == 0
+    fixed = json.loads(out.read_text())["cnn+cnn+w1/strong/seed0"]
+    assert fixed["head_weight"] == {"1": 1.0} and fixed["ua"] == saved["weights_test_ua"]["1"]
     # monitor: none (the validation actors trained them): the fixed weight, no choice
     assert accuracy.main([*common, *sets[:6], "--tag", "none"]) == 0
     none = kept / "cnn+none" / "seed0" / "cnn-strong"
