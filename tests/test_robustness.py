@@ -183,26 +183,28 @@ def test_a_raw_folder_alone_is_labelled_as_the_labels_stage_does(synthetic_corpu
 
 
 def test_fuse_averages_two_cells_per_condition(synthetic_corpus, synthetic_table, tmp_path):
-    """--fuse: at head weight 1 the fusion scores as the model alone, at 0 as the other;
-    a cell of other folds is refused."""
+    """--fuse: at head weight 1 the fusion scores as the model alone, at 0 as the other
+    (each member's own UA recorded beside it); a cell of other folds is refused."""
     model = save_random_cell(tmp_path / "a" / "cnn-all", small_feature_params(), FOLDS)
     other = save_random_cell(tmp_path / "b" / "cnn-all", small_feature_params(), FOLDS, seed=1)
     data = tmp_path / "data.csv"
     synthetic_table.to_csv(data, index=False)
     common = ["--data", str(data), "--raw", str(synthetic_corpus), "--limit", "12"]
 
-    def run(*args):
+    def run(weight):
         out = tmp_path / "run.json"
-        assert robustness.main([*args, *common, "--out", str(out)]) == 0
-        return json.loads(out.read_text())
+        assert robustness.main([str(model), "--fuse", str(other), "--head-weight", weight,
+                                *common, "--out", str(out)]) == 0
+        saved = json.loads(out.read_text())
+        members = {who: {k: by[who] for k, by in saved["members_ua"].items()}
+                   for who in ("head", "model")}
+        return saved, members
 
-    alone, second = run(str(model))["ua"], run(str(other))["ua"]
-    assert alone != second                                 # else the test proves nothing
-    assert run(str(model), "--fuse", str(other), "--head-weight", "1")["ua"] == alone
-    fused = run(str(model), "--fuse", str(other), "--head-weight", "0")
-    assert fused["ua"] == second and fused["head_weight"] == 0.0
-    assert {k: by["head"] for k, by in fused["members_ua"].items()} == alone   # beside it,
-    assert {k: by["model"] for k, by in fused["members_ua"].items()} == second  # each alone
+    fused, members = run("1")
+    assert members["head"] != members["model"]          # else the test proves nothing
+    assert fused["ua"] == members["head"]
+    fused, members = run("0")
+    assert fused["ua"] == members["model"] and fused["head_weight"] == 0.0
     shifted = save_random_cell(tmp_path / "c" / "cnn-all", small_feature_params(),
                                [Fold(1, (3, 4), (1, 2), (5, 6)), Fold(2, (5, 6), (1, 2), (3, 4))])
     with pytest.raises(SystemExit, match="not the same fold"):
