@@ -4,7 +4,6 @@ metrics/<head>+<model>-<subset>.json, plots/confusion/<head>+<model>-<subset>.js
 fused data/predictions/<head>+<model>-<subset>.csv."""
 
 import argparse
-import json
 
 from speech_emotion import atomic, fusion, metrics, params, stage
 from speech_emotion.paths import confusion_file, fused, metrics_file, predictions_file
@@ -23,7 +22,7 @@ def main() -> None:
                    for m in (args.head, args.model))
     predictions = fusion.fuse(head, model, labels, p.fusion.head_weight)
     # speaker-adaptive when either member standardised each test actor by its own audio
-    protocols = [json.loads(metrics_file(m, args.subset).read_text())["protocol"]
+    protocols = [fusion.read_protocol(metrics_file(m, args.subset))
                  for m in (args.head, args.model)]
     scores = {**metrics.summarise(predictions, labels, args.subset),
               "protocol": fusion.protocol(*protocols), "head_weight": p.fusion.head_weight}

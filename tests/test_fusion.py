@@ -115,3 +115,17 @@ def test_params_refuse_a_fusion_of_cells_that_do_not_run(tmp_path):
         params.load(REPO / "params.yaml", {"fusion.head_weight": 1.2})
     none = params.load(REPO / "params.yaml", {"cells.fused_heads": [], "cells.fused_models": []})
     assert none.cells.fusions() == []
+
+
+def test_a_members_protocol_comes_from_its_metrics_file(tmp_path):
+    good = tmp_path / "cnn-all.json"
+    good.write_text('{"ua": 0.5, "protocol": "utterance-only"}')
+    assert fusion.read_protocol(good) == "utterance-only"
+    with pytest.raises(FusionError, match="missing.json: no metrics; run the evaluate"):
+        fusion.read_protocol(tmp_path / "missing.json")
+    (tmp_path / "old.json").write_text('{"ua": 0.5}')
+    with pytest.raises(FusionError, match="old.json: not a metrics file with a protocol"):
+        fusion.read_protocol(tmp_path / "old.json")
+    (tmp_path / "odd.json").write_text('{"protocol": "transductive"}')
+    with pytest.raises(FusionError, match="odd.json: unknown protocol"):
+        fusion.read_protocol(tmp_path / "odd.json")

@@ -121,6 +121,21 @@ def choose_weights(scores: pd.DataFrame) -> dict[int, float]:
     return chosen
 
 
+def read_protocol(path: str | Path) -> str:
+    """The protocol a member's metrics file (`metrics/<cell>.json`) records."""
+    import json
+
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))["protocol"]
+    except FileNotFoundError:
+        raise FusionError(f"{path}: no metrics; run the evaluate stage of this cell") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FusionError(f"{path}: not a metrics file with a protocol ({err!r})") from None
+    if found not in PROTOCOLS:
+        raise FusionError(f"{path}: unknown protocol {found!r}")
+    return found
+
+
 def protocol(*members: str) -> str:
     """A fusion is speaker-adaptive when any member is."""
     unknown = set(members) - set(PROTOCOLS)
