@@ -121,18 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         weights = (fusion.choose_weights(validation) if args.head_weight is None
                    else {fold: args.head_weight for fold in sorted(set(validation["fold"]))})
         print(f"| {head_name} weight | validation UA | test UA |\n|---|---|---|")
+        curves = {side: scores.groupby("head_weight")["ua"].mean()      # weight -> mean UA
+                  for side, scores in (("validation", validation), ("test", test))}
         for w in args.weights:
-            v = validation.loc[validation["head_weight"] == w, "ua"].mean()
-            t = test.loc[test["head_weight"] == w, "ua"].mean()
-            print(f"| {w:g} | {100 * v:.1f} | {100 * t:.1f} |")
-        result["weights_validation_ua"] = {f"{w:g}": round(float(
-            validation.loc[validation["head_weight"] == w, "ua"].mean()), 4)
-            for w in args.weights}
-        result["weights_test_ua"] = {f"{w:g}": round(float(
-            test.loc[test["head_weight"] == w, "ua"].mean()), 4) for w in args.weights}
-        chosen_ua = [validation.loc[(validation["fold"] == f) & (validation["head_weight"] == w),
-                                    "ua"].iloc[0] for f, w in weights.items()]
-        result["validation_ua"] = round(statistics.fmean(chosen_ua), 4)
+            print(f"| {w:g} | {100 * curves['validation'][w]:.1f} | "
+                  f"{100 * curves['test'][w]:.1f} |")
+        for side, curve in curves.items():
+            result[f"weights_{side}_ua"] = {f"{w:g}": round(float(curve[w]), 4)
+                                            for w in args.weights}
+        chosen = validation.set_index(["fold", "head_weight"])["ua"]
+        result["validation_ua"] = round(statistics.fmean(chosen[f, w]
+                                                         for f, w in weights.items()), 4)
         print(f"each fold's weight: {weights}")
     else:
         weights = p.fusion.head_weight if args.head_weight is None else args.head_weight
